@@ -31,9 +31,10 @@ check-backends:
 build-cuda:
     cargo build --release -p traitwatch --features cuda
 
-# Runtime benchmarks on the default model (results: docs/BENCHMARKS.md).
+# Benchmarks on the default model: runtime, then LoRA training steps (results: docs/BENCHMARKS.md).
 bench: setup
     cargo bench -p llm --bench runtime
+    cargo bench -p finetune --bench lora_step
 
 # Regenerate a figure or table: fig1 ... fig11, tables, all.
 reproduce target="all": setup

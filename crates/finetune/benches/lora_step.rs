@@ -101,7 +101,7 @@ fn main() {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let mut losses = Vec::new();
         let mut step = |model: finetune_model::Model| {
-            let loss = finetune::train::batch_loss(&model, &refs, 2, n_targets).unwrap();
+            let loss = finetune::loss::batch_loss(&model, &refs, 2, n_targets).unwrap();
             losses.push(llm::model::tensor_to_f32(loss.clone().inner())[0]);
             let mut grads = BTreeMap::new();
             params::accumulate_grads(&model, &loss.backward(), &mut grads);

@@ -17,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod log;
 pub mod lora;
+pub mod loss;
 pub mod optim;
 pub mod params;
 pub mod train;

@@ -6,17 +6,15 @@ use crate::config::{FinetuneConfig, Mode};
 use crate::data::{self, DataStats, Plan, TrainExample};
 use crate::error::FinetuneError;
 use crate::log::{LogRow, read_log, write_log};
-use crate::lora;
 use crate::optim::{AdamW, Moments, clip_factor, lr_at};
 use crate::params::{self, Grads};
+use crate::{lora, loss};
 use burn::nn::DropoutConfig;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Int, Tensor, TensorData};
 use datasets::Conversation;
 use indicatif::{ProgressBar, ProgressStyle};
 use llm::model::{PROJECTIONS, tensor_to_f32};
-use llm::{Batch, ChatTemplate, ForwardOptions, Llama, LogitsMode, PaddingSide, Tokenizer};
+use llm::{ChatTemplate, Llama, Tokenizer};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -118,7 +116,7 @@ pub fn train<B: AutodiffBackend>(
         for batch_ids in micro {
             let rows: Vec<&TrainExample> = batch_ids.iter().map(|&i| &examples[i]).collect();
             tokens += rows.iter().map(|r| r.ids.len()).sum::<usize>();
-            let loss = batch_loss(&model, &rows, pad, targets_in_step)?;
+            let loss = loss::batch_loss(&model, &rows, pad, targets_in_step)?;
             loss_sum += tensor_to_f32(loss.clone().inner())[0] as f64;
             params::accumulate_grads(&model, &loss.backward(), &mut grads);
         }
@@ -177,43 +175,6 @@ static STEP_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn step_seed(seed: u64, step: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(step as u64)
-}
-
-/// Sum over the batch's target tokens of `-log p(token)`, divided by the number of target
-/// tokens in the whole optimizer step, so accumulated micro-batches equal one big batch.
-pub fn batch_loss<B: AutodiffBackend>(
-    model: &Llama<B>,
-    rows: &[&TrainExample],
-    pad: u32,
-    targets_in_step: usize,
-) -> Result<Tensor<B, 1>, FinetuneError> {
-    let batch = Batch::new(
-        rows.iter().map(|r| r.ids.clone()).collect(),
-        pad,
-        PaddingSide::Right,
-    )?;
-    let (b, t) = (batch.batch_size(), batch.seq_len());
-    // Position j predicts token j + 1.
-    let mut next = vec![0i64; b * t];
-    let mut weight = vec![0f32; b * t];
-    let w = 1.0 / targets_in_step.max(1) as f32;
-    for (i, r) in rows.iter().enumerate() {
-        for j in 0..r.ids.len().saturating_sub(1) {
-            if r.target[j + 1] {
-                next[i * t + j] = r.ids[j + 1] as i64;
-                weight[i * t + j] = w;
-            }
-        }
-    }
-    let device = model.device();
-    let next = Tensor::<B, 3, Int>::from_data(TensorData::new(next, [b, t, 1]), &device);
-    let weight = Tensor::<B, 3>::from_data(TensorData::new(weight, [b, t, 1]), &device);
-    let out = model.forward(&batch, &ForwardOptions::logits(LogitsMode::All))?;
-    let logits = out
-        .logits
-        .ok_or_else(|| FinetuneError::Data("forward returned no logits".into()))?;
-    let picked = log_softmax(logits, 2).gather(2, next);
-    Ok((picked * weight).sum().neg())
 }
 
 fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {

@@ -116,13 +116,13 @@ fn lora_gradients_match_finite_differences() {
         .sum();
     let loss_of = |m: &Llama<B>| {
         tensor_to_f32(
-            finetune::train::batch_loss(m, &rows, 0, n_targets)
+            finetune::loss::batch_loss(m, &rows, 0, n_targets)
                 .unwrap()
                 .inner(),
         )[0] as f64
     };
 
-    let loss = finetune::train::batch_loss(&model, &rows, 0, n_targets).unwrap();
+    let loss = finetune::loss::batch_loss(&model, &rows, 0, n_targets).unwrap();
     let grads = loss.backward();
     let lora0 = model.layers[1]
         .projection("v_proj")
@@ -467,7 +467,7 @@ fn real_model_loss_falls_after_a_few_lora_steps() {
         .map(|e| e.target.iter().filter(|&&t| t).count())
         .sum();
     let before = tensor_to_f32(
-        finetune::train::batch_loss(&m.model, &rows, 2, n)
+        finetune::loss::batch_loss(&m.model, &rows, 2, n)
             .unwrap()
             .inner(),
     )[0];
@@ -485,7 +485,7 @@ fn real_model_loss_falls_after_a_few_lora_steps() {
     assert_eq!(out.total_steps, 6);
     let trained = lora::load_peft(m.model, &out.checkpoints.last().unwrap().1).unwrap();
     let after = tensor_to_f32(
-        finetune::train::batch_loss(&trained, &rows, 2, n)
+        finetune::loss::batch_loss(&trained, &rows, 2, n)
             .unwrap()
             .inner(),
     )[0];

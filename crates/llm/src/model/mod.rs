@@ -239,6 +239,15 @@ impl<B: Backend> Llama<B> {
         ForwardOutput { logits, hidden }
     }
 
+    /// The LM head as `(weight [vocab, d_model], bias)`: `lm_head`'s, or the input
+    /// embeddings when the two are tied. Training uses it to form the loss gradient itself.
+    pub fn head_params(&self) -> (Tensor<B, 2>, Option<Tensor<B, 1>>) {
+        match &self.lm_head {
+            Some(head) => (head.weight.val(), head.bias.as_ref().map(|b| b.val())),
+            None => (self.embed_tokens.val(), None),
+        }
+    }
+
     /// `[batch, seq, d] -> [batch, seq, vocab]`
     fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
