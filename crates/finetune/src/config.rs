@@ -196,17 +196,7 @@ impl FinetuneConfig {
             rank: 32,
             alpha: 64.0,
             dropout: 0.0,
-            targets: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .map(String::from)
-            .to_vec(),
+            targets: llm::model::PROJECTIONS.map(String::from).to_vec(),
             layers: LayerSelection::Named("all".into()),
             rslora: true,
         };

@@ -157,13 +157,7 @@ pub fn load_location<B: Backend>(
             }
         }
         ModelLocation::HfDir(dir) => {
-            let cfg = ModelConfig::from_json_file(&dir.join("config.json"))?;
-            let eos = cfg
-                .eos_token_id
-                .as_ref()
-                .map(|e| e.to_vec())
-                .unwrap_or_default();
-            let tokenizer = Tokenizer::from_hf_dir(dir, cfg.bos_token_id, &eos)?;
+            let (cfg, tokenizer) = hf_config_and_tokenizer(dir)?;
             let chat = match hf_chat_template(dir)? {
                 Some(src) => Some(chat_for(&src, &tokenizer)?),
                 None => None,
@@ -187,6 +181,18 @@ pub fn load_location<B: Backend>(
         "model loaded"
     );
     Ok(loaded)
+}
+
+/// An HF directory's `config.json` and its tokenizer, with the config's BOS and EOS ids.
+pub fn hf_config_and_tokenizer(dir: &Path) -> Result<(ModelConfig, Tokenizer), LlmError> {
+    let cfg = ModelConfig::from_json_file(&dir.join("config.json"))?;
+    let eos = cfg
+        .eos_token_id
+        .as_ref()
+        .map(|e| e.to_vec())
+        .unwrap_or_default();
+    let tokenizer = Tokenizer::from_hf_dir(dir, cfg.bos_token_id, &eos)?;
+    Ok((cfg, tokenizer))
 }
 
 fn chat_for(source: &str, tokenizer: &Tokenizer) -> Result<ChatTemplate, LlmError> {

@@ -73,13 +73,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         ModelLocation::HfDir(dir) => {
-            let cfg = ModelConfig::from_json_file(&dir.join("config.json"))?;
-            let eos = cfg
-                .eos_token_id
-                .as_ref()
-                .map(|e| e.to_vec())
-                .unwrap_or_default();
-            let tokenizer = Tokenizer::from_hf_dir(dir, cfg.bos_token_id, &eos)?;
+            let (cfg, tokenizer) = llm::loader::hf_config_and_tokenizer(dir)?;
             let weights = SafetensorsWeights::open(dir)?;
             println!("model         {} (HF directory)", dir.display());
             print_config(&cfg);
