@@ -54,8 +54,9 @@ impl BackendJob for Args {
         );
         println!("              Q: {question}\n              A: {answer}");
         println!(
-            "{}: not yet. The experiment pipeline (finetuning, trait extraction, drift, EM labels, monitor, figures) \
-             is still being built; this command will produce {} once it lands.",
+            "{}: not yet. Finetuning works (`traitwatch finetune`); the rest of the pipeline (trait \
+             extraction, drift, EM labels, monitor, figures) is still being built, and this command \
+             will produce {} once it lands.",
             self.target, self.target
         );
         Ok(())
