@@ -200,8 +200,17 @@ fn a_tiny_model_memorises_eight_examples() {
     );
 }
 
-#[test]
-fn peft_checkpoints_round_trip_with_peft_names() {
+/// A finished tiny run; `dir` holds its output.
+struct TinyRun {
+    model: Llama<B>,
+    tok: Tokenizer,
+    chat: ChatTemplate,
+    out: finetune::TrainOutcome,
+    dir: tempfile::TempDir,
+}
+
+/// One epoch of LoRA on eight toy examples.
+fn one_epoch_lora_run() -> TinyRun {
     let (model, tok, chat) = tiny();
     let mut cfg = tiny_cfg();
     cfg.data.epochs = 1;
@@ -216,6 +225,24 @@ fn peft_checkpoints_round_trip_with_peft_names() {
         &quiet(),
     )
     .unwrap();
+    TinyRun {
+        model,
+        tok,
+        chat,
+        out,
+        dir,
+    }
+}
+
+#[test]
+fn peft_checkpoints_round_trip_with_peft_names() {
+    // `_dir` keeps the run directory alive (`..` would delete it here).
+    let TinyRun {
+        model,
+        out,
+        dir: _dir,
+        ..
+    } = one_epoch_lora_run();
     let (last_step, last_dir) = out.checkpoints.last().unwrap().clone();
     assert_eq!(last_step, out.total_steps);
     let config = finetune::checkpoint::read_json(&last_dir.join("adapter_config.json")).unwrap();
@@ -497,20 +524,13 @@ fn real_model_loss_falls_after_a_few_lora_steps() {
 
 #[test]
 fn merged_export_reloads_with_the_adapter_model_s_logits() {
-    let (model, tok, chat) = tiny();
-    let mut cfg = tiny_cfg();
-    cfg.data.epochs = 1;
-    let dir = tempfile::tempdir().unwrap();
-    let out = train(
-        model.clone(),
-        &tok,
-        &chat,
-        &toy_data(8),
-        &cfg,
-        dir.path(),
-        &quiet(),
-    )
-    .unwrap();
+    let TinyRun {
+        model,
+        tok,
+        chat,
+        out,
+        dir,
+    } = one_epoch_lora_run();
     let adapted = lora::load_peft(model, &out.checkpoints.last().unwrap().1).unwrap();
     let merged = lora::merge(adapted.clone());
     assert!(lora::adapters(&merged).is_empty());
