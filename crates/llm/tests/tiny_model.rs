@@ -313,6 +313,45 @@ fn interventions_add_exactly_their_vector() {
 }
 
 #[test]
+fn per_row_interventions_steer_only_their_row() {
+    let tiny = TinyModel::llama(7);
+    let model = Llama::<B>::load(&tiny.config, &tiny, None, &device()).unwrap();
+    let batch = Batch::new(tokens(), 0, PaddingSide::Left).unwrap();
+    let (b, t) = (batch.batch_size(), batch.seq_len());
+    let point = HookPoint::BlockOutput(1);
+    let opts = ForwardOptions::logits(LogitsMode::All).capture([point]);
+    let plain = model.forward(&batch, &opts).unwrap();
+    // Row 0 gets a random vector, every other row zeros.
+    let v: Tensor<B, 1> = Tensor::random([32], Distribution::Normal(0.0, 1.0), &device());
+    let rows = Tensor::cat(
+        vec![
+            v.clone().unsqueeze::<2>(),
+            Tensor::zeros([b - 1, 32], &device()),
+        ],
+        0,
+    );
+    let steered = model
+        .forward(&batch, &opts.clone().intervene_rows(point, rows))
+        .unwrap();
+    let diff = tensor_to_f32(
+        steered.hidden_at(point).unwrap().clone() - plain.hidden_at(point).unwrap().clone(),
+    );
+    let v = tensor_to_f32(v);
+    let zero = vec![0.0; 32];
+    for (k, chunk) in diff.chunks(32).enumerate() {
+        let expected = if k < t { &v } else { &zero };
+        assert!(max_diff(chunk, expected) < 1e-5, "position {k}");
+    }
+    // A vector count that is neither 1 nor the batch size is refused.
+    let bad = Tensor::<B, 2>::zeros([b + 1, 32], &device());
+    let err = model
+        .forward(&batch, &opts.intervene_rows(point, bad))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("intervention"), "{err}");
+}
+
+#[test]
 fn early_exit_captures_the_same_activations() {
     let tiny = TinyModel::llama(8);
     let model = Llama::<B>::load(&tiny.config, &tiny, None, &device()).unwrap();

@@ -94,12 +94,28 @@ pub enum LogitsMode {
     None,
 }
 
-/// Add `vector` to the residual stream at `point`, at every position (activation steering).
+/// Add a vector to the residual stream at `point`, at every position (activation steering).
 #[derive(Debug, Clone)]
 pub struct Intervention<B: Backend> {
     pub point: HookPoint,
-    /// `[d_model]`, already scaled.
-    pub vector: Tensor<B, 1>,
+    /// `[rows, d_model]`, already scaled: `rows == 1` steers every row of the batch alike,
+    /// `rows == batch` gives each row its own vector (many steering settings in one pass).
+    pub vectors: Tensor<B, 2>,
+}
+
+impl<B: Backend> Intervention<B> {
+    /// The same `[d_model]` vector for every row.
+    pub fn all_rows(point: HookPoint, vector: Tensor<B, 1>) -> Self {
+        Self {
+            point,
+            vectors: vector.unsqueeze::<2>(),
+        }
+    }
+
+    /// One `[d_model]` vector per row: `vectors` is `[batch, d_model]`.
+    pub fn per_row(point: HookPoint, vectors: Tensor<B, 2>) -> Self {
+        Self { point, vectors }
+    }
 }
 
 /// What a forward pass captures, changes and returns.
@@ -133,8 +149,17 @@ impl<B: Backend> ForwardOptions<B> {
         self
     }
 
+    /// Add `vector` (`[d_model]`) at `point` in every row.
     pub fn intervene(mut self, point: HookPoint, vector: Tensor<B, 1>) -> Self {
-        self.interventions.push(Intervention { point, vector });
+        self.interventions
+            .push(Intervention::all_rows(point, vector));
+        self
+    }
+
+    /// Add row `i` of `vectors` (`[batch, d_model]`) at `point` in row `i`.
+    pub fn intervene_rows(mut self, point: HookPoint, vectors: Tensor<B, 2>) -> Self {
+        self.interventions
+            .push(Intervention::per_row(point, vectors));
         self
     }
 

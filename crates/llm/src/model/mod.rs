@@ -166,15 +166,15 @@ impl<B: Backend> Llama<B> {
                 )));
             }
         }
-        if let Some(i) = opts
-            .interventions
-            .iter()
-            .find(|i| i.vector.dims()[0] != self.d_model())
-        {
+        let b = batch.batch_size();
+        if let Some(i) = opts.interventions.iter().find(|i| {
+            let [rows, d] = i.vectors.dims();
+            d != self.d_model() || (rows != 1 && rows != b)
+        }) {
+            let [rows, d] = i.vectors.dims();
             return Err(LlmError::Input(format!(
-                "intervention at {} has {} dims, the model has {}",
+                "intervention at {} is [{rows}, {d}]: expected [1 or {b} rows, {} dims]",
                 i.point,
-                i.vector.dims()[0],
                 self.d_model()
             )));
         }
@@ -201,7 +201,8 @@ impl<B: Backend> Llama<B> {
         let visit = |point: HookPoint, h: Tensor<B, 3>, hidden: &mut Vec<_>| {
             let mut h = h;
             for iv in opts.interventions.iter().filter(|iv| iv.point == point) {
-                h = h + iv.vector.clone().unsqueeze::<3>();
+                // [rows, d] -> [rows, 1, d]: broadcast over positions (and rows when rows == 1).
+                h = h + iv.vectors.clone().unsqueeze_dim::<3>(1);
             }
             if opts.capture.contains(&point) {
                 hidden.push((point, h.clone()));
