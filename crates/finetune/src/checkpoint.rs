@@ -182,3 +182,30 @@ pub fn flat_tensor<B: burn::tensor::backend::Backend>(
     let n = t.shape.iter().product();
     host_to_tensor(HostTensor::f32(vec![n], t.to_f32()), device)
 }
+
+/// The model at a checkpoint: `base` with the checkpoint's LoRA adapter attached (PEFT
+/// directory), or with its fully finetuned weights written in (`model.safetensors`); a
+/// directory with neither (the step-0 checkpoint of full finetuning) is the base itself.
+pub fn apply_checkpoint<B: burn::tensor::backend::Backend>(
+    base: llm::Llama<B>,
+    dir: &Path,
+) -> Result<llm::Llama<B>, FinetuneError> {
+    if !dir.is_dir() {
+        return Err(FinetuneError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no checkpoint directory"),
+        });
+    }
+    if dir.join(crate::lora::ADAPTER_CONFIG).exists() {
+        return crate::lora::load_peft(base, dir);
+    }
+    let full = dir.join(FULL_WEIGHTS);
+    if !full.exists() {
+        return Ok(base);
+    }
+    let by_path = read_safetensors(&full)?
+        .into_iter()
+        .map(|(hf, t)| (crate::params::module_path(&hf), t))
+        .collect();
+    Ok(crate::params::write_params(base, &by_path).0)
+}

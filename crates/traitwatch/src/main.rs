@@ -53,6 +53,10 @@ enum Command {
     Finetune(commands::finetune::Args),
     /// Bake a LoRA adapter into the base weights and write an HF directory.
     Merge(commands::finetune::MergeArgs),
+    /// Extract trait directions at every layer, pick the layer l*, validate them.
+    Traits(commands::traits::Args),
+    /// Measure the drift of every checkpoint of a finetuning run along trait directions.
+    Drift(commands::drift::Args),
     /// List or generate the perturbation datasets.
     #[command(subcommand)]
     Datasets(commands::datasets::Command),
@@ -87,6 +91,8 @@ fn main() -> ExitCode {
         Command::Reproduce(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Finetune(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Merge(args) => backend::dispatch(cli.backend, cli.precision, args),
+        Command::Traits(args) => backend::dispatch(cli.backend, cli.precision, args),
+        Command::Drift(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Datasets(cmd) => commands::datasets::run(cmd),
     };
     match result {

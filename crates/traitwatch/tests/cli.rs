@@ -201,3 +201,220 @@ fn bad_input_gets_a_clear_error() {
     let out = traitwatch(&["inspect", garbage.to_str().unwrap()]);
     assert!(stderr(&out).contains("not a GGUF file"), "{}", stderr(&out));
 }
+
+/// A tiny model whose blocks all pass the residual stream through unchanged, so the
+/// last-token activation at any layer is the embedding of the generation prompt's last token.
+fn identity_blocks_model(dir: &Path) -> TinyModel {
+    let mut tiny = TinyModel::llama(5);
+    for l in 0..tiny.config.num_hidden_layers {
+        for name in ["self_attn.o_proj", "mlp.down_proj"] {
+            let key = format!("model.layers.{l}.{name}.weight");
+            let shape = tiny.weights[&key].shape.clone();
+            let zeros = vec![0.0; shape.iter().product()];
+            tiny.weights
+                .insert(key, llm::weights::HostTensor::f32(shape, zeros));
+        }
+    }
+    tiny.save_hf_dir(dir, 1).unwrap();
+    tiny
+}
+
+#[test]
+fn traits_extracts_directions_and_picks_a_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("hf");
+    TinyModel::llama(2).save_hf_dir(&hf, 1).unwrap();
+    let bank = dir.path().join("bank.toml");
+    std::fs::write(
+        &bank,
+        "name = \"mini\"\nversion = 1\n[[traits]]\nname = \"calm\"\npositive_pole = \"calm\"\nnegative_pole = \"angry\"\ndescription = \"Calm or not.\"\npositive = [\"Stay calm.\", \"Be serene.\"]\nnegative = [\"Be furious.\", \"Shout.\"]\n",
+    )
+    .unwrap();
+    let questions = dir.path().join("q.toml");
+    std::fs::write(
+        &questions,
+        "questions = [\"Hi?\", \"What now?\", \"Why not?\"]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("traits");
+    let args = [
+        "traits",
+        "--model",
+        hf.to_str().unwrap(),
+        "--bank",
+        bank.to_str().unwrap(),
+        "--questions",
+        questions.to_str().unwrap(),
+        "--candidates",
+        "0-1",
+        "--steer-tokens",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = traitwatch(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("l* = "), "{}", stdout(&o));
+    let d = traits::Directions::load(&out.join("directions.safetensors")).unwrap();
+    assert_eq!((d.traits.len(), d.n_layers, d.d_model), (1, 2, 32));
+    for name in ["separation", "layer_scores", "cosines"] {
+        assert!(out.join(format!("{name}.parquet")).exists(), "{name}");
+    }
+    let selection: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("selection.json")).unwrap())
+            .unwrap();
+    assert!(selection["best_layer"].as_u64().unwrap() <= 1);
+    // A bank with a broken trait is refused with the file, trait and field named.
+    std::fs::write(
+        &bank,
+        "name = \"mini\"\nversion = 1\n[[traits]]\nname = \"calm\"\n",
+    )
+    .unwrap();
+    let o = traitwatch(&args);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bank.toml") && stderr(&o).contains("calm"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A known change of the weights gives the analytically expected drift: with identity
+/// blocks, adding `c u` to the embedding of the prompts' common last token moves every
+/// measured activation by exactly `c u`, so drift along unit `d` is `c <u, d> / N`, with `N`
+/// the norm of that embedding.
+#[test]
+fn drift_of_a_known_weight_change_is_as_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("hf");
+    let tiny = identity_blocks_model(&hf);
+    let d = tiny.config.hidden_size;
+    let lm = llm::load::<burn::backend::Flex>(hf.to_str().unwrap(), &Default::default()).unwrap();
+    let ids = lm
+        .chat_template()
+        .unwrap()
+        .render_tokens(&lm.tokenizer, &[llm::Message::user("Hello?")], true)
+        .unwrap()
+        .ids;
+    let last = *ids.last().unwrap() as usize;
+
+    // Directions at layer 1: e_0 and (e_0 + e_1) / sqrt 2.
+    let mut unit = vec![0f32; 2 * 2 * d];
+    let s = std::f32::consts::FRAC_1_SQRT_2;
+    for layer in 0..2 {
+        unit[layer * d] = 1.0;
+        unit[(2 + layer) * d] = s;
+        unit[(2 + layer) * d + 1] = s;
+    }
+    let directions = traits::Directions {
+        traits: vec!["a".into(), "b".into()],
+        n_layers: 2,
+        d_model: d,
+        vectors: unit,
+        residual_norm: vec![1.0, 1.0],
+        meta: traits::DirectionsMeta {
+            bank: "handmade".into(),
+            bank_version: 1,
+            bank_hash: String::new(),
+            pooling: "last".into(),
+            layer_convention: String::new(),
+            model: "tiny".into(),
+            model_fingerprint: String::new(),
+            samples_per_pole: 1,
+        },
+    };
+    let dir_file = dir.path().join("directions.safetensors");
+    directions.save(&dir_file).unwrap();
+
+    // A run: step 0 is the base (full finetuning), step 10 changes one embedding row.
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("checkpoints/step-000000")).unwrap();
+    std::fs::create_dir_all(run.join("checkpoints/step-000010")).unwrap();
+    std::fs::write(
+        run.join("run.json"),
+        r#"{"base_model": "x", "config": {"seed": 7}}"#,
+    )
+    .unwrap();
+    let mut embed = tiny.weights["model.embed_tokens.weight"].to_f32();
+    let row = &embed[last * d..(last + 1) * d];
+    let n = row.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let (c, u) = (0.5f64, [0.6f64, 0.8]); // u = 0.6 e_0 + 0.8 e_1, unit
+    embed[last * d] += (c * u[0]) as f32;
+    embed[last * d + 1] += (c * u[1]) as f32;
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![tiny.config.vocab_size, d],
+        bytemuck_f32(&embed),
+    )
+    .unwrap();
+    let bytes = safetensors::serialize(vec![("model.embed_tokens.weight", view)], None).unwrap();
+    std::fs::write(run.join("checkpoints/step-000010/model.safetensors"), bytes).unwrap();
+
+    let out = dir.path().join("drift");
+    let prompts = format!(
+        "{}/../../data/traits/measurement_prompts.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = traitwatch(&[
+        "drift",
+        "--run",
+        run.to_str().unwrap(),
+        "--model",
+        hf.to_str().unwrap(),
+        "--directions",
+        dir_file.to_str().unwrap(),
+        "--layer",
+        "1",
+        "--random-bases",
+        "2",
+        "--perturbation",
+        "handmade",
+        "--prompts",
+        prompts.as_str(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let series = drift::table::read_drift(&out.join("drift.parquet")).unwrap();
+    assert_eq!(series.len(), 3, "the handmade basis and two random ones");
+    let (key, handmade) = &series[0];
+    assert_eq!((key.perturbation.as_str(), key.seed), ("handmade", 7));
+    assert_eq!(
+        handmade.points[0].drift,
+        vec![0.0, 0.0],
+        "step 0 is the origin"
+    );
+    let expected = [c * u[0] / n, c * (u[0] + u[1]) * f64::from(s) / n];
+    for (got, want) in handmade.points[1].drift.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-5, "drift {got} expected {want}");
+    }
+    // Measured again, everything comes from the per-checkpoint cache and agrees.
+    let o = traitwatch(&[
+        "drift",
+        "--run",
+        run.to_str().unwrap(),
+        "--model",
+        hf.to_str().unwrap(),
+        "--directions",
+        dir_file.to_str().unwrap(),
+        "--layer",
+        "1",
+        "--random-bases",
+        "2",
+        "--perturbation",
+        "handmade",
+        "--prompts",
+        prompts.as_str(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        drift::table::read_drift(&out.join("drift.parquet")).unwrap(),
+        series
+    );
+}
+
+fn bytemuck_f32(values: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(values)
+}

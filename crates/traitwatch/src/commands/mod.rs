@@ -3,10 +3,12 @@
 
 pub mod activations;
 pub mod datasets;
+pub mod drift;
 pub mod finetune;
 pub mod generate;
 pub mod inspect;
 pub mod reproduce;
+pub mod traits;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;

@@ -1,0 +1,320 @@
+//! `traitwatch drift`: the drift of every checkpoint of a finetuning run along trait
+//! directions (METHOD section 3).
+//!
+//! For each checkpoint: last-token activations of the measurement prompts at l*, reduced
+//! to their mean and mean norm (cached per checkpoint, so a killed run resumes); then drift
+//! in every basis: each directions file given (alignment, semantic, ...) and seeded random
+//! 7-D control bases. Writes into `--out`:
+//! ```text
+//! summaries/step-NNNNNN.json  mean activation [d] and mean norm per checkpoint (cache)
+//! prompt_mean.safetensors     `prompt_mean` [checkpoints, d] and `steps` [checkpoints]
+//! drift.parquet               drift crate's `drift` table, every basis
+//! timing.json                 seconds per checkpoint vs training seconds between them
+//! ```
+
+use crate::backend::BackendJob;
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
+use drift::{ActivationSummary, Basis, FeatureMap, RunKey, drift_series};
+use indicatif::{ProgressBar, ProgressStyle};
+use llm::Message;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use traits::collect::{CollectOptions, Pooling, collect};
+use traits::{Directions, load_measurement_prompts};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A finetuning run directory (`traitwatch finetune --out`).
+    #[arg(long)]
+    run: PathBuf,
+    /// Base model (default: the run's `base_model`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Directions: a `traitwatch traits` output directory or a directions file
+    /// (repeatable; the first one's l* is used unless --layer is given).
+    #[arg(long = "directions", required = true)]
+    directions: Vec<PathBuf>,
+    /// The layer l* (default: selection.json beside the first directions file).
+    #[arg(long)]
+    layer: Option<usize>,
+    #[arg(long, default_value = "data/traits/measurement_prompts.toml")]
+    prompts: PathBuf,
+    /// Seeded random control bases of 7 directions.
+    #[arg(long, default_value_t = 10)]
+    random_bases: usize,
+    /// Seed of the random bases.
+    #[arg(long, default_value_t = 0)]
+    basis_seed: u64,
+    /// Labels for the tables (defaults: the run directory's name, the run's seed).
+    #[arg(long)]
+    perturbation: Option<String>,
+    #[arg(long)]
+    model_label: Option<String>,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A directions file, from a file path or a `traitwatch traits` output directory.
+fn directions_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(super::traits::DIRECTIONS_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+fn layer_from_selection(path: &Path) -> Result<usize> {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    let file = dir.join(super::traits::SELECTION_FILE);
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&file)
+            .with_context(|| format!("no --layer given and cannot read {}", file.display()))?,
+    )
+    .with_context(|| format!("{}: invalid JSON", file.display()))?;
+    json.get("best_layer")
+        .and_then(serde_json::Value::as_u64)
+        .map(|l| l as usize)
+        .with_context(|| format!("{}: no `best_layer`", file.display()))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedSummary {
+    step: u64,
+    layer: usize,
+    n_prompts: usize,
+    mean_norm: f64,
+    mean: Vec<f64>,
+    seconds: f64,
+}
+
+impl BackendJob for Args {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        let run_json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.run.join(finetune::checkpoint::RUN_FILE))
+                .with_context(|| format!("{} is not a finetuning run", self.run.display()))?,
+        )?;
+        let model_ref = match &self.model {
+            Some(m) => m.clone(),
+            None => run_json["base_model"]
+                .as_str()
+                .context("run.json has no base_model; pass --model")?
+                .to_string(),
+        };
+        let checkpoints = finetune::checkpoint::list_checkpoints(&self.run);
+        if !checkpoints.iter().any(|(s, _)| *s == 0) {
+            bail!(
+                "{}: no step-0 checkpoint, so drift has no origin",
+                self.run.display()
+            );
+        }
+        let bases_dirs: Vec<Directions> = self
+            .directions
+            .iter()
+            .map(|p| Directions::load(&directions_file(p)))
+            .collect::<Result<_, _>>()?;
+        let layer = match self.layer {
+            Some(l) => l,
+            None => layer_from_selection(&self.directions[0])?,
+        };
+        let prompts = load_measurement_prompts(&self.prompts)?;
+        let conversations: Vec<Vec<Message>> = prompts
+            .iter()
+            .map(|p| vec![Message::user(p.text.clone())])
+            .collect();
+        let mut lm = super::load_model::<B>(&model_ref, &device)?;
+        let base = lm.model.clone();
+        if let Some(d) = bases_dirs
+            .iter()
+            .find(|d| d.d_model != base.d_model() || layer >= d.n_layers)
+        {
+            bail!(
+                "directions of bank `{}` do not fit this model and layer {layer}",
+                d.meta.bank
+            );
+        }
+
+        // 1. One summary per checkpoint, cached.
+        let cache = self.out.join("summaries");
+        std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+        let bar = ProgressBar::new(checkpoints.len() as u64).with_style(
+            ProgressStyle::with_template(
+                "{spinner} drift {bar:30} {pos}/{len} checkpoints [{elapsed} < {eta}] {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let opts = CollectOptions {
+            layers: vec![layer],
+            pooling: Pooling::LastPromptToken,
+            batch_size: self.batch_size,
+            steering: None,
+        };
+        let mut summaries: Vec<CachedSummary> = Vec::new();
+        for (step, dir) in &checkpoints {
+            bar.set_message(format!("step {step}"));
+            let path = cache.join(format!("step-{step:06}.json"));
+            let cached = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<CachedSummary>(&t).ok())
+                .filter(|c| c.layer == layer && c.n_prompts == prompts.len());
+            let summary = match cached {
+                Some(c) => c,
+                None => {
+                    let started = Instant::now();
+                    lm.model = finetune::checkpoint::apply_checkpoint(base.clone(), dir)?;
+                    let pooled = collect(&lm, &conversations, &opts, None)?;
+                    let rows = pooled.rows_at(layer).context("layer not captured")?;
+                    let s = ActivationSummary::from_rows(&rows)
+                        .with_context(|| format!("checkpoint {}", dir.display()))?;
+                    let c = CachedSummary {
+                        step: *step as u64,
+                        layer,
+                        n_prompts: s.n_prompts,
+                        mean_norm: s.mean_norm,
+                        mean: s.mean,
+                        seconds: started.elapsed().as_secs_f64(),
+                    };
+                    write_file(&path, serde_json::to_string(&c)?.as_bytes())?;
+                    c
+                }
+            };
+            summaries.push(summary);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+
+        // 2. Drift in every basis.
+        let points: Vec<(u64, ActivationSummary)> = summaries
+            .iter()
+            .map(|c| {
+                (
+                    c.step,
+                    ActivationSummary {
+                        mean: c.mean.clone(),
+                        mean_norm: c.mean_norm,
+                        n_prompts: c.n_prompts,
+                    },
+                )
+            })
+            .collect();
+        let mut maps: Vec<Box<dyn FeatureMap>> = Vec::new();
+        for d in &bases_dirs {
+            let rows = d.layer(layer);
+            maps.push(Box::new(Basis::from_rows_f32(
+                d.meta.bank.clone(),
+                d.traits.clone(),
+                &rows,
+            )?));
+        }
+        let k = bases_dirs[0].traits.len();
+        for r in 0..self.random_bases {
+            let seed = self.basis_seed.wrapping_add(r as u64);
+            maps.push(Box::new(Basis::random(
+                format!("random_{r}"),
+                k,
+                base.d_model(),
+                seed,
+            )?));
+        }
+        let key = RunKey {
+            model: self
+                .model_label
+                .clone()
+                .unwrap_or_else(|| model_ref.clone()),
+            perturbation: self.perturbation.clone().unwrap_or_else(|| {
+                self.run
+                    .file_name()
+                    .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
+            }),
+            seed: run_json["config"]["seed"].as_u64().unwrap_or(0),
+        };
+        let mut series = Vec::new();
+        for map in &maps {
+            series.push((key.clone(), drift_series(&points, map.as_ref())?));
+        }
+        let meta = BTreeMap::from([
+            ("layer".to_string(), layer.to_string()),
+            ("run".to_string(), self.run.display().to_string()),
+        ]);
+        drift::table::write_drift(&self.out.join("drift.parquet"), &series, &meta)?;
+        write_prompt_means(&self.out.join("prompt_mean.safetensors"), &summaries)?;
+
+        // 3. Overhead: measurement seconds per checkpoint vs training seconds between them.
+        let measured: Vec<f64> = summaries.iter().map(|c| c.seconds).collect();
+        let per_checkpoint = measured.iter().sum::<f64>() / measured.len().max(1) as f64;
+        let train_seconds =
+            finetune::log::read_log(&self.run.join(finetune::checkpoint::TRAIN_LOG))
+                .map(|rows| rows.iter().map(|r| r.seconds).sum::<f64>())
+                .unwrap_or(0.0);
+        let intervals = checkpoints.len().saturating_sub(1).max(1) as f64;
+        let timing = serde_json::json!({
+            "measure_seconds_per_checkpoint": per_checkpoint,
+            "train_seconds_between_checkpoints": train_seconds / intervals,
+            "overhead_fraction": per_checkpoint / (train_seconds / intervals).max(f64::MIN_POSITIVE),
+        });
+        write_file(
+            &self.out.join("timing.json"),
+            serde_json::to_string_pretty(&timing)?.as_bytes(),
+        )?;
+        let last = &series[0].1;
+        if let Some(p) = last.points.last() {
+            let drift: Vec<String> = last
+                .feature_names
+                .iter()
+                .zip(&p.drift)
+                .map(|(n, x)| format!("{n} {:+.3}%", 100.0 * x))
+                .collect();
+            println!("step {}: {}", p.step, drift.join(", "));
+        }
+        println!(
+            "{} checkpoints at layer {layer}; measuring one took {per_checkpoint:.1} s; wrote {}",
+            summaries.len(),
+            self.out.join("drift.parquet").display()
+        );
+        Ok(())
+    }
+}
+
+fn write_prompt_means(path: &Path, summaries: &[CachedSummary]) -> Result<()> {
+    let d = summaries.first().map_or(0, |c| c.mean.len());
+    let means: Vec<u8> = summaries
+        .iter()
+        .flat_map(|c| c.mean.iter().flat_map(|&x| (x as f32).to_le_bytes()))
+        .collect();
+    let steps: Vec<u8> = summaries
+        .iter()
+        .flat_map(|c| (c.step as f32).to_le_bytes())
+        .collect();
+    let n = summaries.len();
+    let views = vec![
+        (
+            "prompt_mean".to_string(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, d], &means)?,
+        ),
+        (
+            "steps".to_string(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n], &steps)?,
+        ),
+    ];
+    let meta = HashMap::from([(
+        "layer_convention".to_string(),
+        traits::directions::LAYER_CONVENTION.to_string(),
+    )]);
+    write_file(path, &safetensors::serialize(views, Some(meta))?)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tables::temp_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
