@@ -54,9 +54,10 @@ impl BackendJob for Args {
         );
         println!("              Q: {question}\n              A: {answer}");
         println!(
-            "{}: not yet. Finetuning works (`traitwatch finetune`); the rest of the pipeline (trait \
-             extraction, drift, EM labels, monitor, figures) is still being built, and this command \
-             will produce {} once it lands.",
+            "{}: not yet. Finetuning, trait extraction and drift work (`traitwatch finetune`, \
+             `traitwatch traits`, `traitwatch drift`); EM labels, the monitor, the manifests that \
+             wire them and the figures are still being built, and this command will produce {} \
+             once they land.",
             self.target, self.target
         );
         Ok(())
