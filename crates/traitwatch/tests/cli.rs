@@ -355,25 +355,28 @@ fn drift_of_a_known_weight_change_is_as_computed() {
         "{}/../../data/traits/measurement_prompts.toml",
         env!("CARGO_MANIFEST_DIR")
     );
-    let o = traitwatch(&[
-        "drift",
-        "--run",
-        run.to_str().unwrap(),
-        "--model",
-        hf.to_str().unwrap(),
-        "--directions",
-        dir_file.to_str().unwrap(),
-        "--layer",
-        "1",
-        "--random-bases",
-        "2",
-        "--perturbation",
-        "handmade",
-        "--prompts",
-        prompts.as_str(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let measure_drift = || {
+        traitwatch(&[
+            "drift",
+            "--run",
+            run.to_str().unwrap(),
+            "--model",
+            hf.to_str().unwrap(),
+            "--directions",
+            dir_file.to_str().unwrap(),
+            "--layer",
+            "1",
+            "--random-bases",
+            "2",
+            "--perturbation",
+            "handmade",
+            "--prompts",
+            prompts.as_str(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = measure_drift();
     assert!(o.status.success(), "{}", stderr(&o));
     let series = drift::table::read_drift(&out.join("drift.parquet")).unwrap();
     assert_eq!(series.len(), 3, "the handmade basis and two random ones");
@@ -389,25 +392,7 @@ fn drift_of_a_known_weight_change_is_as_computed() {
         assert!((got - want).abs() < 1e-5, "drift {got} expected {want}");
     }
     // Measured again, everything comes from the per-checkpoint cache and agrees.
-    let o = traitwatch(&[
-        "drift",
-        "--run",
-        run.to_str().unwrap(),
-        "--model",
-        hf.to_str().unwrap(),
-        "--directions",
-        dir_file.to_str().unwrap(),
-        "--layer",
-        "1",
-        "--random-bases",
-        "2",
-        "--perturbation",
-        "handmade",
-        "--prompts",
-        prompts.as_str(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = measure_drift();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         drift::table::read_drift(&out.join("drift.parquet")).unwrap(),
