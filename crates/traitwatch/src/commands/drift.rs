@@ -183,7 +183,7 @@ impl BackendJob for Args {
                         mean: s.mean,
                         seconds: started.elapsed().as_secs_f64(),
                     };
-                    write_file(&path, serde_json::to_string(&c)?.as_bytes())?;
+                    super::write_atomically(&path, serde_json::to_string(&c)?.as_bytes())?;
                     c
                 }
             };
@@ -261,7 +261,7 @@ impl BackendJob for Args {
             "train_seconds_between_checkpoints": train_seconds / intervals,
             "overhead_fraction": per_checkpoint / (train_seconds / intervals).max(f64::MIN_POSITIVE),
         });
-        write_file(
+        super::write_atomically(
             &self.out.join("timing.json"),
             serde_json::to_string_pretty(&timing)?.as_bytes(),
         )?;
@@ -309,12 +309,5 @@ fn write_prompt_means(path: &Path, summaries: &[CachedSummary]) -> Result<()> {
         "layer_convention".to_string(),
         traits::directions::LAYER_CONVENTION.to_string(),
     )]);
-    write_file(path, &safetensors::serialize(views, Some(meta))?)
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tables::temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    super::write_atomically(path, &safetensors::serialize(views, Some(meta))?)
 }

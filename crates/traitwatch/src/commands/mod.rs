@@ -39,3 +39,12 @@ pub fn prompt_ids<B: Backend>(
         .context("use --raw for models without a chat template")?;
     Ok(chat.render_tokens(&model.tokenizer, &messages, true)?.ids)
 }
+
+/// Write `bytes` to a sibling temporary file, then rename it into place, so a killed
+/// command never leaves half a file.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tables::temp_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use traits::layer::{SteeringConfig, default_candidates, select_layer};
 use traits::report::{SeparationRow, write_cosines, write_separation, write_steering};
@@ -194,7 +194,10 @@ impl BackendJob for Args {
             "extract_seconds": extract_seconds,
             "search_seconds": started.elapsed().as_secs_f64(),
         });
-        write_json(&self.out.join(SELECTION_FILE), &selection)?;
+        super::write_atomically(
+            &self.out.join(SELECTION_FILE),
+            serde_json::to_string_pretty(&selection)?.as_bytes(),
+        )?;
         println!(
             "l* = {best_layer} ({} layers); outputs in {}",
             n_layers,
@@ -232,12 +235,4 @@ fn report_separation(rows: &[SeparationRow], traits: &[String]) {
             tracing::info!(trait_name = %name, layer = r.layer, auroc = r.heldout_auroc, "best held-out separation");
         }
     }
-}
-
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let tmp = tables::temp_path(path);
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
