@@ -133,33 +133,13 @@ pub fn difference_of_means(
         .collect();
     for t in 0..n_traits {
         for k in 0..n_layers {
-            let (mut pos, mut neg) = (vec![0f64; d], vec![0f64; d]);
-            let (mut n_pos, mut n_neg) = (0usize, 0usize);
-            for (i, s) in samples
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.trait_index == t)
-            {
-                let (acc, n) = if s.positive {
-                    (&mut pos, &mut n_pos)
-                } else {
-                    (&mut neg, &mut n_neg)
-                };
-                acc.iter_mut()
-                    .zip(pooled.get(i, k))
-                    .for_each(|(a, &x)| *a += x as f64);
-                *n += 1;
-            }
-            if n_pos == 0 || n_neg == 0 {
-                return Err(TraitsError::Input(format!(
-                    "trait {t} has {n_pos} positive and {n_neg} negative activations"
-                )));
-            }
-            let diff: Vec<f64> = pos
-                .iter()
-                .zip(&neg)
-                .map(|(p, q)| p / n_pos as f64 - q / n_neg as f64)
-                .collect();
+            let diff = mean_difference(pooled, samples, k, |s| s.trait_index == t).map_err(
+                |(n_pos, n_neg)| {
+                    TraitsError::Input(format!(
+                        "trait {t} has {n_pos} positive and {n_neg} negative activations"
+                    ))
+                },
+            )?;
             let len = diff.iter().map(|x| x * x).sum::<f64>().sqrt();
             if len == 0.0 || !len.is_finite() {
                 return Err(TraitsError::Input(format!(
@@ -175,6 +155,38 @@ pub fn difference_of_means(
         .map(|s| (s / pooled.n_prompts.max(1) as f64) as f32)
         .collect();
     Ok((vectors, residual_norm))
+}
+
+/// `mean(pos) - mean(neg)` (`[d_model]`, not normalised) at captured layer index `k` over
+/// the samples `include` accepts; `Err((n_pos, n_neg))` when a pole has none.
+pub fn mean_difference(
+    pooled: &Pooled,
+    samples: &[Sample],
+    k: usize,
+    include: impl Fn(&Sample) -> bool,
+) -> Result<Vec<f64>, (usize, usize)> {
+    let d = pooled.d_model;
+    let (mut pos, mut neg) = (vec![0f64; d], vec![0f64; d]);
+    let (mut n_pos, mut n_neg) = (0usize, 0usize);
+    for (i, s) in samples.iter().enumerate().filter(|(_, s)| include(s)) {
+        let (acc, n) = if s.positive {
+            (&mut pos, &mut n_pos)
+        } else {
+            (&mut neg, &mut n_neg)
+        };
+        acc.iter_mut()
+            .zip(pooled.get(i, k))
+            .for_each(|(a, &x)| *a += x as f64);
+        *n += 1;
+    }
+    if n_pos == 0 || n_neg == 0 {
+        return Err((n_pos, n_neg));
+    }
+    Ok(pos
+        .iter()
+        .zip(&neg)
+        .map(|(p, q)| p / n_pos as f64 - q / n_neg as f64)
+        .collect())
 }
 
 fn norm(v: &[f32]) -> f64 {

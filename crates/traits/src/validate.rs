@@ -8,7 +8,7 @@
 //!   the prompt's identity): an L2-regularised logistic probe, 5-fold cross-validated.
 
 use crate::collect::Pooled;
-use crate::extract::Sample;
+use crate::extract::{Sample, mean_difference};
 
 /// AUROC of `pos` against `neg` by the Mann-Whitney statistic, ties counted one half.
 /// `None` when either side is empty.
@@ -41,35 +41,13 @@ pub fn auroc(pos: &[f64], neg: &[f64]) -> Option<f64> {
 /// Out-of-fold AUROC of trait `t`'s direction at captured layer index `k`, folding over
 /// questions (`question_index % folds`).
 pub fn heldout_auroc(pooled: &Pooled, samples: &[Sample], t: usize, k: usize, folds: usize) -> f64 {
-    let d = pooled.d_model;
     let folds = folds.max(2);
     let (mut pos_scores, mut neg_scores) = (Vec::new(), Vec::new());
     for fold in 0..folds {
-        let mut mean_pos = vec![0f64; d];
-        let mut mean_neg = vec![0f64; d];
-        let (mut np, mut nn) = (0f64, 0f64);
-        for (i, s) in samples.iter().enumerate() {
-            if s.trait_index != t || s.question_index % folds == fold {
-                continue;
-            }
-            let (acc, n) = if s.positive {
-                (&mut mean_pos, &mut np)
-            } else {
-                (&mut mean_neg, &mut nn)
-            };
-            acc.iter_mut()
-                .zip(pooled.get(i, k))
-                .for_each(|(a, &x)| *a += x as f64);
-            *n += 1.0;
-        }
-        if np == 0.0 || nn == 0.0 {
+        let in_training = |s: &Sample| s.trait_index == t && s.question_index % folds != fold;
+        let Ok(dir) = mean_difference(pooled, samples, k, in_training) else {
             continue;
-        }
-        let dir: Vec<f64> = mean_pos
-            .iter()
-            .zip(&mean_neg)
-            .map(|(p, q)| p / np - q / nn)
-            .collect();
+        };
         for (i, s) in samples.iter().enumerate() {
             if s.trait_index != t || s.question_index % folds != fold {
                 continue;
