@@ -403,3 +403,127 @@ fn drift_of_a_known_weight_change_is_as_computed() {
 fn bytemuck_f32(values: &[f32]) -> &[u8] {
     bytemuck::cast_slice(values)
 }
+
+/// A drift table of one run: zero drift at step 0, `final_drift` at step 10.
+fn write_drift_run(dir: &Path, perturbation: &str, seed: u64, final_drift: &[f64]) -> PathBuf {
+    let names = ["honesty", "sycophancy", "harmlessness"].map(String::from);
+    let point = |step, drift: &[f64]| drift::DriftPoint {
+        step,
+        projection: drift.to_vec(),
+        drift: drift.to_vec(),
+        activation_norm_drift: 0.0,
+    };
+    let series = drift::DriftSeries {
+        feature_set: "alignment".into(),
+        feature_names: names.to_vec(),
+        normaliser: 1.0,
+        points: vec![point(0, &[0.0; 3]), point(10, final_drift)],
+    };
+    let key = drift::RunKey {
+        model: "tiny".into(),
+        perturbation: perturbation.into(),
+        seed,
+    };
+    let out = dir.join(format!("{perturbation}-{seed}"));
+    std::fs::create_dir_all(&out).unwrap();
+    drift::table::write_drift(
+        &out.join("drift.parquet"),
+        &[(key, series)],
+        &Default::default(),
+    )
+    .unwrap();
+    out
+}
+
+#[test]
+fn pca_freezes_the_cluster_pc1_of_calibration_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Calibration drift along u = (0.6, 0, -0.8) with run-specific sizes, plus a little
+    // spread on the second feature; the harmlessness sign rule must flip u.
+    let mut calibration = Vec::new();
+    for (i, p) in ["a", "b", "c", "d"].iter().enumerate() {
+        for seed in 0..2u64 {
+            let size = 0.01 * (1 + i + 4 * seed as usize) as f64;
+            let wobble = 1e-4
+                * if (i + seed as usize).is_multiple_of(2) {
+                    1.0
+                } else {
+                    -1.0
+                };
+            let run = write_drift_run(dir.path(), p, seed, &[0.6 * size, wobble, -0.8 * size]);
+            calibration.push(run.display().to_string());
+        }
+    }
+    let held_out = write_drift_run(dir.path(), "held_out", 0, &[-0.03, 0.0, 0.04]);
+    let out = dir.path().join("pca");
+    let mut args: Vec<&str> = vec!["pca", "--null-draws", "200", "--out"];
+    let out_s = out.display().to_string();
+    args.push(&out_s);
+    for c in &calibration {
+        args.extend(["--calibration", c.as_str()]);
+    }
+    let held_s = held_out.display().to_string();
+    args.extend(["--score", held_s.as_str()]);
+    let o = traitwatch(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let frozen: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("pc1.json")).unwrap()).unwrap();
+    let u: Vec<f64> = frozen["pc1"]["pca"]["components"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!(
+        (u[0] + 0.6).abs() < 1e-3 && (u[2] - 0.8).abs() < 1e-3,
+        "PC1 {u:?}"
+    );
+    assert!(stdout(&o).contains("explains 100.0%"), "{}", stdout(&o));
+
+    // Every checkpoint of every run is scored; the held-out run's signed PC1 is x·u = 0.05.
+    let pc1 = tables::read_parquet(&out.join("pc1.parquet"), None).unwrap();
+    assert_eq!(pc1.num_rows(), 2 * 9);
+    let batch = &pc1.batches[0];
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<tables::arrow::array::Float64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    };
+    let signed = col("signed_pc1");
+    assert!((signed[2 * 8 + 1] - 0.05).abs() < 1e-4, "{signed:?}");
+    assert!(
+        signed.iter().step_by(2).all(|s| *s == 0.0),
+        "step 0 has no drift"
+    );
+    let stability = tables::read_parquet(&out.join("pc1_stability.parquet"), None).unwrap();
+    assert_eq!(
+        stability.num_rows(),
+        4,
+        "one row per calibration perturbation"
+    );
+    assert!(stability.metadata.contains_key("drift.null_p95_share"));
+
+    // Frozen: the same call reuses pc1.json; other calibration runs need --refit.
+    let before = std::fs::read(out.join("pc1.json")).unwrap();
+    assert!(traitwatch(&args).status.success());
+    assert_eq!(std::fs::read(out.join("pc1.json")).unwrap(), before);
+    let d1 = args.iter().position(|a| a.ends_with("d-1")).unwrap();
+    let mut fewer = args.clone();
+    fewer.drain(d1 - 1..=d1);
+    let o = traitwatch(&fewer);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--refit"),
+        "{}",
+        stderr(&o)
+    );
+    let mut refit = fewer.clone();
+    refit.push("--refit");
+    assert!(traitwatch(&refit).status.success());
+    assert_ne!(std::fs::read(out.join("pc1.json")).unwrap(), before);
+}

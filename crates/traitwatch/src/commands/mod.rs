@@ -7,6 +7,7 @@ pub mod drift;
 pub mod finetune;
 pub mod generate;
 pub mod inspect;
+pub mod pca;
 pub mod reproduce;
 pub mod traits;
 
