@@ -3,7 +3,7 @@
 //! | table | file | columns |
 //! |-------|------|---------|
 //! | `steering` v1 | `layer_scores.parquet` | layer, trait (empty = unsteered), sign (+1/-1/0), prompt_index, alpha, divergence, text; metadata `best_layer` |
-//! | `separation` v1 | `separation.parquet` | trait, layer, heldout_auroc, probe_accuracy (null where not computed) |
+//! | `separation` v2 | `separation.parquet` | trait, layer, heldout_auroc (questions held out), heldout_auroc_strict (questions and system prompts held out), probe_accuracy (null where not computed) |
 //! | `trait_cosines` v1 | `cosines.parquet` | layer, trait_a, trait_b, cosine |
 
 use crate::directions::Directions;
@@ -24,7 +24,7 @@ pub const STEERING_TABLE: TableKind = TableKind {
 };
 pub const SEPARATION_TABLE: TableKind = TableKind {
     name: "separation",
-    version: 1,
+    version: 2,
 };
 pub const COSINES_TABLE: TableKind = TableKind {
     name: "trait_cosines",
@@ -36,7 +36,10 @@ pub const COSINES_TABLE: TableKind = TableKind {
 pub struct SeparationRow {
     pub trait_name: String,
     pub layer: usize,
+    /// Questions held out.
     pub heldout_auroc: f64,
+    /// Questions and system prompts held out.
+    pub heldout_auroc_strict: f64,
     pub probe_accuracy: Option<f64>,
 }
 
@@ -99,6 +102,7 @@ pub fn write_separation(
             Field::new("trait", DataType::Utf8, false),
             Field::new("layer", DataType::UInt32, false),
             Field::new("heldout_auroc", DataType::Float64, false),
+            Field::new("heldout_auroc_strict", DataType::Float64, false),
             Field::new("probe_accuracy", DataType::Float64, true),
         ],
         vec![
@@ -108,6 +112,9 @@ pub fn write_separation(
             )),
             Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|r| r.heldout_auroc),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.heldout_auroc_strict),
             )),
             Arc::new(Float64Array::from_iter(
                 rows.iter().map(|r| r.probe_accuracy),

@@ -1,9 +1,11 @@
 //! Validation of extracted directions (METHOD section 2).
 //!
 //! - **Held-out separation** (the meaningful check): directions re-extracted without a
-//!   fold of the questions score the held-out questions' positive and negative prompts by
+//!   fold of the data score the held-out fold's positive and negative prompts by
 //!   projection; the AUROC pooled over folds says whether a direction separates the poles on
-//!   questions it never saw.
+//!   data it never saw. [`HoldOut`] says what is folded out: the questions, or the questions
+//!   and the system prompts together (the strict test: neither the wording of the trait
+//!   instruction nor the question was seen).
 //! - **Probe accuracy** (reference only; the paper notes it saturates because it can key on
 //!   the prompt's identity): an L2-regularised logistic probe, 5-fold cross-validated.
 
@@ -38,18 +40,49 @@ pub fn auroc(pos: &[f64], neg: &[f64]) -> Option<f64> {
     Some((rank_sum_pos - np * (np + 1.0) / 2.0) / (np * nn))
 }
 
-/// Out-of-fold AUROC of trait `t`'s direction at captured layer index `k`, folding over
-/// questions (`question_index % folds`).
-pub fn heldout_auroc(pooled: &Pooled, samples: &[Sample], t: usize, k: usize, folds: usize) -> f64 {
+/// What the held-out folds leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldOut {
+    /// Questions: fold `f` holds the questions with `question_index % folds == f`.
+    Questions,
+    /// Questions and system prompts: fold `f` is tested on the samples whose question and
+    /// prompt both fall in `f` and trained on those whose question and prompt both do not.
+    QuestionsAndPrompts,
+}
+
+impl HoldOut {
+    /// Whether `s` is in fold `fold`'s test set, and whether it may train that fold.
+    fn split(self, s: &Sample, fold: usize, folds: usize) -> (bool, bool) {
+        let q = s.question_index % folds == fold;
+        match self {
+            HoldOut::Questions => (q, !q),
+            HoldOut::QuestionsAndPrompts => {
+                let p = s.prompt_index % folds == fold;
+                (q && p, !q && !p)
+            }
+        }
+    }
+}
+
+/// Out-of-fold AUROC of trait `t`'s direction at captured layer index `k`, with `folds`
+/// folds (at least 2) of what `hold_out` names. NaN when no fold can be scored.
+pub fn heldout_auroc(
+    pooled: &Pooled,
+    samples: &[Sample],
+    t: usize,
+    k: usize,
+    folds: usize,
+    hold_out: HoldOut,
+) -> f64 {
     let folds = folds.max(2);
     let (mut pos_scores, mut neg_scores) = (Vec::new(), Vec::new());
     for fold in 0..folds {
-        let in_training = |s: &Sample| s.trait_index == t && s.question_index % folds != fold;
+        let in_training = |s: &Sample| s.trait_index == t && hold_out.split(s, fold, folds).1;
         let Ok(dir) = mean_difference(pooled, samples, k, in_training) else {
             continue;
         };
         for (i, s) in samples.iter().enumerate() {
-            if s.trait_index != t || s.question_index % folds != fold {
+            if s.trait_index != t || !hold_out.split(s, fold, folds).0 {
                 continue;
             }
             let score: f64 = pooled
@@ -148,7 +181,9 @@ pub fn probe_accuracy(pooled: &Pooled, samples: &[Sample], t: usize, k: usize) -
 
 #[cfg(test)]
 mod tests {
-    use super::auroc;
+    use super::{HoldOut, auroc, heldout_auroc};
+    use crate::collect::Pooled;
+    use crate::extract::Sample;
 
     #[test]
     fn auroc_by_hand() {
@@ -160,5 +195,52 @@ mod tests {
         // A tie counts one half: pos {2}, neg {2, 1} -> (0.5 + 1) / 2.
         assert_eq!(auroc(&[2.0], &[2.0, 1.0]), Some(0.75));
         assert_eq!(auroc(&[], &[1.0]), None);
+    }
+
+    /// One trait, 4 prompts per pole, 10 questions, d = 9: prompt `p` of the positive pole
+    /// sits on axis `p`, of the negative pole on axis `4 + p`, plus `trait_axis` times +-1
+    /// on axis 8.
+    fn prompt_identity_data(trait_axis: f32) -> (Pooled, Vec<Sample>) {
+        let (d, mut values, mut samples) = (9, Vec::new(), Vec::new());
+        for positive in [true, false] {
+            for prompt_index in 0..4 {
+                for question_index in 0..10 {
+                    let mut v = vec![0f32; d];
+                    v[prompt_index + if positive { 0 } else { 4 }] = 1.0;
+                    v[8] = if positive { trait_axis } else { -trait_axis };
+                    values.extend(v);
+                    samples.push(Sample {
+                        trait_index: 0,
+                        positive,
+                        prompt_index,
+                        question_index,
+                    });
+                }
+            }
+        }
+        let pooled = Pooled {
+            layers: vec![0],
+            d_model: d,
+            n_prompts: samples.len(),
+            values,
+        };
+        (pooled, samples)
+    }
+
+    #[test]
+    fn strict_hold_out_sees_through_prompt_identity() {
+        // Only prompt identity: held-out questions separate perfectly, held-out prompts
+        // score 0 on both poles (their axes never entered the direction): chance.
+        let (pooled, samples) = prompt_identity_data(0.0);
+        assert_eq!(
+            heldout_auroc(&pooled, &samples, 0, 0, 4, HoldOut::Questions),
+            1.0
+        );
+        let strict = heldout_auroc(&pooled, &samples, 0, 0, 4, HoldOut::QuestionsAndPrompts);
+        assert_eq!(strict, 0.5);
+        // A shared trait axis separates under both.
+        let (pooled, samples) = prompt_identity_data(0.5);
+        let strict = heldout_auroc(&pooled, &samples, 0, 0, 4, HoldOut::QuestionsAndPrompts);
+        assert_eq!(strict, 1.0);
     }
 }

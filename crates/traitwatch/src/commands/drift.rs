@@ -10,6 +10,7 @@
 //! prompt_mean.safetensors     `prompt_mean` [checkpoints, d] and `steps` [checkpoints]
 //! drift.parquet               drift crate's `drift` table, every basis
 //! timing.json                 seconds per checkpoint vs training seconds between them
+//!                             (and per step)
 //! ```
 
 use crate::backend::BackendJob;
@@ -251,13 +252,14 @@ impl BackendJob for Args {
         // 3. Overhead: measurement seconds per checkpoint vs training seconds between them.
         let measured: Vec<f64> = summaries.iter().map(|c| c.seconds).collect();
         let per_checkpoint = measured.iter().sum::<f64>() / measured.len().max(1) as f64;
-        let train_seconds =
-            finetune::log::read_log(&self.run.join(finetune::checkpoint::TRAIN_LOG))
-                .map(|rows| rows.iter().map(|r| r.seconds).sum::<f64>())
-                .unwrap_or(0.0);
+        let log = finetune::log::read_log(&self.run.join(finetune::checkpoint::TRAIN_LOG))
+            .unwrap_or_default();
+        let train_seconds = log.iter().map(|r| r.seconds).sum::<f64>();
         let intervals = checkpoints.len().saturating_sub(1).max(1) as f64;
+        // Per step too, so the overhead at any checkpoint schedule can be worked out.
         let timing = serde_json::json!({
             "measure_seconds_per_checkpoint": per_checkpoint,
+            "train_seconds_per_step": train_seconds / log.len().max(1) as f64,
             "train_seconds_between_checkpoints": train_seconds / intervals,
             "overhead_fraction": per_checkpoint / (train_seconds / intervals).max(f64::MIN_POSITIVE),
         });

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use traits::layer::{SteeringConfig, default_candidates, select_layer};
 use traits::report::{SeparationRow, write_cosines, write_separation, write_steering};
+use traits::validate::{HoldOut, heldout_auroc};
 use traits::{Directions, Pooling, TraitBank};
 
 /// Fixed user prompts of the layer search (three, as in the paper; ours).
@@ -207,7 +208,7 @@ impl BackendJob for Args {
     }
 }
 
-/// Held-out AUROC at every layer; the probe (slow, reference only) at the candidates.
+/// Held-out AUROC (questions; questions and system prompts) at every layer; the probe (slow, reference only) at the candidates.
 fn separation(ex: &traits::Extraction, candidates: &[usize]) -> Vec<SeparationRow> {
     let mut rows = Vec::new();
     for (t, name) in ex.directions.traits.iter().enumerate() {
@@ -215,7 +216,15 @@ fn separation(ex: &traits::Extraction, candidates: &[usize]) -> Vec<SeparationRo
             rows.push(SeparationRow {
                 trait_name: name.clone(),
                 layer,
-                heldout_auroc: traits::validate::heldout_auroc(&ex.pooled, &ex.samples, t, k, 5),
+                heldout_auroc: heldout_auroc(&ex.pooled, &ex.samples, t, k, 5, HoldOut::Questions),
+                heldout_auroc_strict: heldout_auroc(
+                    &ex.pooled,
+                    &ex.samples,
+                    t,
+                    k,
+                    5,
+                    HoldOut::QuestionsAndPrompts,
+                ),
                 probe_accuracy: candidates
                     .contains(&layer)
                     .then(|| traits::validate::probe_accuracy(&ex.pooled, &ex.samples, t, k)),
@@ -232,7 +241,13 @@ fn report_separation(rows: &[SeparationRow], traits: &[String]) {
             .filter(|r| &r.trait_name == name)
             .max_by(|a, b| a.heldout_auroc.total_cmp(&b.heldout_auroc));
         if let Some(r) = best {
-            tracing::info!(trait_name = %name, layer = r.layer, auroc = r.heldout_auroc, "best held-out separation");
+            tracing::info!(
+                trait_name = %name,
+                layer = r.layer,
+                auroc = r.heldout_auroc,
+                strict = r.heldout_auroc_strict,
+                "best held-out separation"
+            );
         }
     }
 }
