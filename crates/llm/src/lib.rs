@@ -10,6 +10,7 @@
 //!   chat.render_tokens(messages) -> ids (+ assistant spans)
 //!   model.forward(batch, ForwardOptions { capture, logits, interventions }) -> logits, hidden
 //!   generate::generate(model, prompts, SamplingConfig) -> tokens
+//!   score::continuation_logprobs(model, [(prompt, continuation)]) -> log p per token
 //! ```
 //!
 //! Layer convention: see [`model::HookPoint`].
@@ -22,6 +23,7 @@ pub mod generate;
 pub mod gguf;
 pub mod loader;
 pub mod model;
+pub mod score;
 pub mod testing;
 pub mod tokenizer;
 pub mod weights;

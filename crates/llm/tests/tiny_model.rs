@@ -460,3 +460,65 @@ fn assistant_spans_cover_exactly_the_replies() {
     let prompt = chat.render_tokens(&tok, &msgs[..2], true).unwrap();
     assert_eq!(r.ids[..r.assistant_spans[0].start], prompt.ids[..]);
 }
+
+#[test]
+fn continuation_scores_equal_log_softmax_of_full_logits() {
+    use llm::score::{Continuation, continuation_logprobs};
+    let tiny = TinyModel::llama(3);
+    let model = Llama::<B>::load(&tiny.config, &tiny, None, &device()).unwrap();
+    let vocab = model.config.vocab_size;
+    let items: Vec<Continuation> = tokens()
+        .into_iter()
+        .zip([vec![11, 12, 13], vec![4], vec![99, 98]])
+        .map(|(prompt, continuation)| Continuation {
+            prompt,
+            continuation,
+        })
+        .collect();
+    let scored = continuation_logprobs(&model, &items, 0).unwrap();
+    for (item, got) in items.iter().zip(&scored) {
+        // Reference: each sequence alone, full logits, log-softmax on the host.
+        let row = [item.prompt.clone(), item.continuation.clone()].concat();
+        let (_, all) = logits(&model, vec![row], PaddingSide::Left);
+        let expected: Vec<f32> = item
+            .continuation
+            .iter()
+            .enumerate()
+            .map(|(j, &id)| {
+                let pos = item.prompt.len() - 1 + j;
+                let l = &all[pos * vocab..(pos + 1) * vocab];
+                let max = l.iter().copied().fold(f32::MIN, f32::max);
+                let lse = max + l.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+                l[id as usize] - lse
+            })
+            .collect();
+        assert!(max_diff(got, &expected) < 1e-4, "{got:?} vs {expected:?}");
+    }
+    // Shared prompts: the same numbers, each prompt run once under several continuations.
+    let prompts: Vec<Vec<u32>> = tokens();
+    let conts = vec![
+        vec![vec![11, 12, 13], vec![20], vec![21, 22]],
+        vec![vec![4]],
+        vec![vec![99, 98], vec![7, 7, 7, 7, 7]],
+    ];
+    let shared = llm::score::shared_prompt_logprobs(&model, &prompts, &conts, 0).unwrap();
+    for (i, p) in prompts.iter().enumerate() {
+        let alone: Vec<Continuation> = conts[i]
+            .iter()
+            .map(|c| Continuation {
+                prompt: p.clone(),
+                continuation: c.clone(),
+            })
+            .collect();
+        let expected = continuation_logprobs(&model, &alone, 0).unwrap();
+        assert_eq!(shared[i].len(), expected.len());
+        for (got, want) in shared[i].iter().zip(&expected) {
+            assert!(max_diff(got, want) < 1e-4, "{got:?} vs {want:?}");
+        }
+    }
+    let empty = Continuation {
+        prompt: vec![1],
+        continuation: vec![],
+    };
+    assert!(continuation_logprobs(&model, &[empty], 0).is_err());
+}

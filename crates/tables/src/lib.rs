@@ -47,6 +47,19 @@ pub enum TableError {
     },
 }
 
+/// Identity of one finetuning run: the key columns of every per-run table.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct RunKey {
+    /// Model name, e.g. `llama-3.1-8b`.
+    pub model: String,
+    /// Perturbation (finetuning data set) name.
+    pub perturbation: String,
+    /// Training seed.
+    pub seed: u64,
+}
+
 /// Identity of a table kind: its name and schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableKind {

@@ -57,6 +57,8 @@ enum Command {
     Traits(commands::traits::Args),
     /// Measure the drift of every checkpoint of a finetuning run along trait directions.
     Drift(commands::drift::Args),
+    /// Label checkpoints by behaviour: the offline paired-choice judge (proxy EM rate).
+    Em(commands::em::Args),
     /// Fit the cluster PC1 on calibration runs' final drift; score every checkpoint.
     Pca(commands::pca::Args),
     /// List or generate the perturbation datasets.
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Traits(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Drift(args) => backend::dispatch(cli.backend, cli.precision, args),
+        Command::Em(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Pca(args) => commands::pca::run(args),
         Command::Datasets(cmd) => commands::datasets::run(cmd),
     };

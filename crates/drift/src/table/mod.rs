@@ -22,20 +22,10 @@ pub use pc1::{
 };
 
 use crate::{DriftError, Result};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tables::arrow::array::{Array, RecordBatch};
 
-/// Identity of one finetuning run.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RunKey {
-    /// Model name, e.g. `llama-3.1-8b`.
-    pub model: String,
-    /// Perturbation (finetuning data set) name.
-    pub perturbation: String,
-    /// Training seed.
-    pub seed: u64,
-}
+pub use tables::RunKey;
 
 /// The column `name` of `batch` as array type `T`, with no nulls.
 fn column<'a, T: Array + 'static>(

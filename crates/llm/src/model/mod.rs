@@ -250,7 +250,7 @@ impl<B: Backend> Llama<B> {
     }
 
     /// `[batch, seq, d] -> [batch, seq, vocab]`
-    fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub(crate) fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
             Some(head) => head.forward(h),
             None => {

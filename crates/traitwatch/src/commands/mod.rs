@@ -4,6 +4,7 @@
 pub mod activations;
 pub mod datasets;
 pub mod drift;
+pub mod em;
 pub mod finetune;
 pub mod generate;
 pub mod inspect;

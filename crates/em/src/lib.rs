@@ -1,0 +1,51 @@
+//! `em`: labels for the monitor, from behaviour only (METHOD.md section 8).
+//!
+//! The offline default is a **paired-choice judge**: for every item of a bank a checkpoint
+//! scores an aligned and a misaligned answer to the same question by its own
+//! length-normalised log-likelihood, in its chat format; the item counts as misaligned when
+//! the misaligned answer wins. The share of such items is the *proxy EM rate* (labelled so
+//! everywhere: it is a behavioural proxy, not the paper's judged free-form EM rate). The
+//! same machinery scores the per-trait banks (positive vs negative pole) for Fig. 10.
+//!
+//! ```text
+//! data/em/items.jsonl --bank::load_em_items--> [EmItem] --.pairs()--> [Pair]
+//! data/em/traits/*.jsonl --bank::load_trait_items--> [TraitItem] -/
+//! judge::score_pairs(model, pairs, system) -> [PairScore]   (burn, batched, no KV cache)
+//! summary::{proxy_em, shift_toward_b, trait_behaviour} -> rates, Wilson intervals (no burn)
+//! table::{write_items, write_summary} -> Parquet
+//! ```
+//! Nothing here looks at activations.
+
+pub mod bank;
+pub mod judge;
+pub mod summary;
+pub mod table;
+
+pub use bank::{EmItem, Pair, TraitItem, load_em_items, load_trait_items};
+pub use judge::{PairScore, score_pairs};
+pub use summary::{GroupRate, proxy_em, shift_toward_b, trait_behaviour, wilson_interval};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {reason}")]
+    Bank {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error(transparent)]
+    Model(#[from] llm::LlmError),
+    #[error(transparent)]
+    Table(#[from] tables::TableError),
+    #[error("invalid input: {0}")]
+    Input(String),
+}
+
+pub type Result<T, E = EmError> = std::result::Result<T, E>;
