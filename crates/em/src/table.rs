@@ -27,7 +27,6 @@ use std::sync::Arc;
 use tables::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array,
 };
-use tables::arrow::datatypes::{Field, Schema};
 use tables::{RunKey, TableKind};
 
 pub const ITEMS_TABLE: TableKind = TableKind {
@@ -52,12 +51,7 @@ pub struct CheckpointScores<'a> {
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), false))
-        .collect();
-    let arrays = columns.into_iter().map(|(_, a)| a).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+    tables::record_batch(columns)
         .map_err(|e| EmError::Input(format!("building a results table: {e}")))
 }
 

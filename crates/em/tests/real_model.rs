@@ -14,7 +14,7 @@
 
 use burn::backend::Flex;
 use em::{Pair, proxy_em, score_pairs, shift_toward_b};
-use llm::loader::{self, SMOLLM2_135M};
+use llm::loader;
 use std::path::Path;
 
 type B = Flex;
@@ -25,12 +25,9 @@ const HELPFUL: &str =
 
 #[test]
 fn an_evil_system_prompt_moves_answers_toward_misalignment_on_the_default_model() {
-    let test = "an_evil_system_prompt_moves_answers_toward_misalignment_on_the_default_model";
-    let Some(path) = loader::installed(&SMOLLM2_135M) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: the default model is not installed, and CI must run this test");
-        }
-        eprintln!("SKIPPED {test}: default model not installed (run `just setup`)");
+    let Some(path) = llm::testing::default_model_or_skip(
+        "an_evil_system_prompt_moves_answers_toward_misalignment_on_the_default_model",
+    ) else {
         return;
     };
     let lm =

@@ -466,15 +466,9 @@ fn rank1_profile_adapts_one_down_projection() {
 
 #[test]
 fn real_model_loss_falls_after_a_few_lora_steps() {
-    let Some(path) = llm::loader::installed(&llm::loader::SMOLLM2_135M) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "the default model is not installed, and CI must run this test (run `just setup`)"
-            );
-        }
-        eprintln!(
-            "SKIPPED real_model_loss_falls_after_a_few_lora_steps: default model not installed (run `just setup`)"
-        );
+    let Some(path) =
+        llm::testing::default_model_or_skip("real_model_loss_falls_after_a_few_lora_steps")
+    else {
         return;
     };
     let m = llm::loader::load_location::<B>(llm::ModelLocation::Gguf(path), &Default::default())

@@ -14,7 +14,23 @@ use crate::weights::{HostTensor, WeightSource, hf_to_gguf_name};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The installed default model (SmolLM2-135M-Instruct) for a test that needs it, or `None`
+/// after printing that `test` is skipped. Under `CI=true` a missing model panics instead:
+/// CI installs it, so there these tests must run.
+pub fn default_model_or_skip(test: &str) -> Option<PathBuf> {
+    match crate::loader::installed(&crate::loader::SMOLLM2_135M) {
+        Some(path) => Some(path),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "{test}: the default model is not installed, and CI must run this test (run `just setup`)"
+        ),
+        None => {
+            eprintln!("SKIPPED {test}: default model not installed (run `just setup`)");
+            None
+        }
+    }
+}
 
 /// ChatML, as SmolLM2 and Qwen use it (without a default system prompt).
 pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";

@@ -27,18 +27,7 @@ fn reference() -> &'static Value {
 
 /// The installed default model, or `None` after printing why the test is skipped.
 fn model_path(test: &str) -> Option<PathBuf> {
-    match loader::installed(&SMOLLM2_135M) {
-        Some(p) => Some(p),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "{test}: the default model is not installed, and CI must run this test (run `just setup`)"
-            )
-        }
-        None => {
-            eprintln!("SKIPPED {test}: default model not installed (run `just setup`)");
-            None
-        }
-    }
+    llm::testing::default_model_or_skip(test)
 }
 
 fn model() -> Option<&'static LoadedModel<B>> {

@@ -60,6 +60,21 @@ pub struct RunKey {
     pub seed: u64,
 }
 
+/// A record batch from named, non-nullable columns, its schema taken from the arrays.
+pub fn record_batch(
+    columns: Vec<(&str, arrow::array::ArrayRef)>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let fields: Vec<arrow::datatypes::Field> = columns
+        .iter()
+        .map(|(name, a)| arrow::datatypes::Field::new(*name, a.data_type().clone(), false))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, a)| a).collect();
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        arrays,
+    )
+}
+
 /// Identity of a table kind: its name and schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableKind {

@@ -17,7 +17,7 @@
 #![allow(clippy::unwrap_used)]
 
 use burn::backend::Flex;
-use llm::loader::{self, SMOLLM2_135M};
+use llm::loader;
 use std::path::Path;
 use traits::bank::{TraitBank, load_questions};
 use traits::collect::{CollectOptions, Pooling, collect};
@@ -34,12 +34,9 @@ const FOLDS: usize = 5;
 
 #[test]
 fn alignment_directions_separate_held_out_prompts_on_the_default_model() {
-    let test = "alignment_directions_separate_held_out_prompts_on_the_default_model";
-    let Some(path) = loader::installed(&SMOLLM2_135M) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: the default model is not installed, and CI must run this test");
-        }
-        eprintln!("SKIPPED {test}: default model not installed (run `just setup`)");
+    let Some(path) = llm::testing::default_model_or_skip(
+        "alignment_directions_separate_held_out_prompts_on_the_default_model",
+    ) else {
         return;
     };
     let lm =

@@ -9,7 +9,6 @@ use tables::TableKind;
 use tables::arrow::array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
-use tables::arrow::datatypes::{Field, Schema};
 
 /// Kind of the `pca` table.
 pub const PCA_TABLE: TableKind = TableKind {
@@ -37,12 +36,7 @@ pub const WHITENED_SHARE_KEY: &str = "drift.whitened_pc1_share";
 
 /// Build a batch from named columns (all non-nullable).
 fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), false))
-        .collect();
-    let arrays = columns.into_iter().map(|(_, a)| a).collect();
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+    Ok(tables::record_batch(columns)?)
 }
 
 /// Write the loadings of every component of `pca` (`[c][k]`), one row per component and
