@@ -89,8 +89,9 @@ pub fn mean_logprob(logprobs: &[f32]) -> f64 {
 }
 
 /// [`continuation_logprobs`] for prompts that share several continuations (the two answers
-/// of a paired-choice item): each prompt runs once, its KV cache is copied to one row per
-/// continuation, and the continuations run as a second chunk on top. `continuations[i]`
+/// of a paired-choice item): the prefix common to all prompts (a system turn) runs once,
+/// each prompt's remainder once, its KV cache is copied to one row per continuation, and
+/// the continuations run as a last chunk on top. `continuations[i]`
 /// are the continuations of `prompts[i]`; the result has the same nesting. Equal to scoring
 /// every (prompt, continuation) on its own, at the cost of one prompt pass per prompt.
 ///
@@ -129,46 +130,58 @@ pub fn shared_prompt_logprobs<B: Backend>(
         })
     };
 
-    // 1. The prompts, left-padded, into a fresh cache.
-    let batch = Batch::new(prompts.to_vec(), pad_id, PaddingSide::Left)?;
-    let (b, tp) = (batch.batch_size(), batch.seq_len());
-    let padded: Vec<Vec<u32>> = prompts
+    // 1. The prefix all prompts share (a chat format's system turn), once, then copied to
+    // every prompt's row; always leaving each prompt at least one token of its own.
+    let min_len = prompts.iter().map(Vec::len).min().unwrap_or(1);
+    let shared = (0..min_len - 1)
+        .take_while(|&j| prompts.iter().all(|p| p[j] == prompts[0][j]))
+        .count();
+    let b = prompts.len();
+    let mut cache = KvCache::new(model.n_layers(), 1);
+    if shared > 0 {
+        model.forward_cached(
+            &[prompts[0][..shared].to_vec()],
+            &[vec![true; shared]],
+            &[(0..shared).collect()],
+            &mut cache,
+            &opts,
+        )?;
+    }
+    copy_rows(&mut cache, &vec![0; b], &device);
+
+    // 2. The rest of each prompt, left-padded (padding is invalid, so nothing attends to
+    // it), at positions continuing after the shared prefix.
+    let rests: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
+    let batch = Batch::new(rests, pad_id, PaddingSide::Left)?;
+    let tp = batch.seq_len();
+    let padded: Vec<Vec<u32>> = batch
+        .rows
         .iter()
-        .map(|p| {
-            let mut row = vec![pad_id; tp - p.len()];
-            row.extend_from_slice(p);
+        .map(|r| {
+            let mut row = vec![pad_id; tp - r.len()];
+            row.extend_from_slice(r);
             row
         })
         .collect();
-    let mut cache = KvCache::new(model.n_layers(), b);
-    let prompt_out = model.forward_cached(
-        &padded,
-        &batch.valid(),
-        &batch.positions(),
-        &mut cache,
-        &opts,
-    )?;
+    let positions: Vec<Vec<usize>> = batch
+        .positions()
+        .into_iter()
+        .map(|row| row.into_iter().map(|j| j + shared).collect())
+        .collect();
+    let prompt_out =
+        model.forward_cached(&padded, &batch.valid(), &positions, &mut cache, &opts)?;
     let prompt_hidden = final_norm(prompt_out)?;
 
-    // 2. One cache row per continuation.
+    // 3. One cache row per continuation.
     let owner: Vec<usize> = continuations
         .iter()
         .enumerate()
         .flat_map(|(i, c)| std::iter::repeat_n(i, c.len()))
         .collect();
     let rows = owner.len();
-    let idx = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(owner.iter().map(|&i| i as i64).collect::<Vec<_>>(), [rows]),
-        &device,
-    );
-    for layer in cache.layers.iter_mut().flatten() {
-        layer.k = layer.k.clone().select(0, idx.clone());
-        layer.v = layer.v.clone().select(0, idx.clone());
-    }
-    cache.valid = owner.iter().map(|&i| cache.valid[i].clone()).collect();
-    cache.positions = owner.iter().map(|&i| cache.positions[i].clone()).collect();
+    copy_rows(&mut cache, &owner, &device);
 
-    // 3. The continuations, right-padded (padding is invalid, so nothing attends to it).
+    // 4. The continuations, right-padded (padding is invalid, so nothing attends to it).
     let conts: Vec<&Vec<u32>> = continuations.iter().flatten().collect();
     let tc = conts.iter().map(|c| c.len()).max().unwrap_or(1);
     let mut chunk = Vec::with_capacity(rows);
@@ -185,7 +198,7 @@ pub fn shared_prompt_logprobs<B: Backend>(
     let cont_out = model.forward_cached(&chunk, &valid, &positions, &mut cache, &opts)?;
     let cont_hidden = final_norm(cont_out)?;
 
-    // 4. Token j of a continuation is predicted by the prompt's last position (j = 0) or
+    // 5. Token j of a continuation is predicted by the prompt's last position (j = 0) or
     // by the continuation's position j - 1: gather those rows, then the head.
     let all = Tensor::cat(
         vec![
@@ -214,4 +227,21 @@ pub fn shared_prompt_logprobs<B: Backend>(
         k += c.len();
     }
     Ok(out)
+}
+
+/// Make row `i` of `cache` a copy of its row `from[i]` (any number of rows).
+fn copy_rows<B: Backend>(cache: &mut KvCache<B>, from: &[usize], device: &B::Device) {
+    let idx = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(
+            from.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [from.len()],
+        ),
+        device,
+    );
+    for layer in cache.layers.iter_mut().flatten() {
+        layer.k = layer.k.clone().select(0, idx.clone());
+        layer.v = layer.v.clone().select(0, idx.clone());
+    }
+    cache.valid = from.iter().map(|&i| cache.valid[i].clone()).collect();
+    cache.positions = from.iter().map(|&i| cache.positions[i].clone()).collect();
 }

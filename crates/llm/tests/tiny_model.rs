@@ -494,14 +494,30 @@ fn continuation_scores_equal_log_softmax_of_full_logits() {
             .collect();
         assert!(max_diff(got, &expected) < 1e-4, "{got:?} vs {expected:?}");
     }
-    // Shared prompts: the same numbers, each prompt run once under several continuations.
-    let prompts: Vec<Vec<u32>> = tokens();
+    // Shared prompts: the same numbers, each prompt run once under several continuations;
+    // once without a common prefix, once with one (run once for all prompts).
     let conts = vec![
         vec![vec![11, 12, 13], vec![20], vec![21, 22]],
         vec![vec![4]],
         vec![vec![99, 98], vec![7, 7, 7, 7, 7]],
     ];
-    let shared = llm::score::shared_prompt_logprobs(&model, &prompts, &conts, 0).unwrap();
+    let with_prefix: Vec<Vec<u32>> = tokens()
+        .into_iter()
+        .map(|t| [vec![1, 2, 3, 4], t].concat())
+        .collect();
+    for prompts in [tokens(), with_prefix] {
+        check_shared_prompts(&model, &prompts, &conts);
+    }
+    let empty = Continuation {
+        prompt: vec![1],
+        continuation: vec![],
+    };
+    assert!(continuation_logprobs(&model, &[empty], 0).is_err());
+}
+
+fn check_shared_prompts(model: &Llama<B>, prompts: &[Vec<u32>], conts: &[Vec<Vec<u32>>]) {
+    use llm::score::{Continuation, continuation_logprobs};
+    let shared = llm::score::shared_prompt_logprobs(model, prompts, conts, 0).unwrap();
     for (i, p) in prompts.iter().enumerate() {
         let alone: Vec<Continuation> = conts[i]
             .iter()
@@ -510,15 +526,10 @@ fn continuation_scores_equal_log_softmax_of_full_logits() {
                 continuation: c.clone(),
             })
             .collect();
-        let expected = continuation_logprobs(&model, &alone, 0).unwrap();
+        let expected = continuation_logprobs(model, &alone, 0).unwrap();
         assert_eq!(shared[i].len(), expected.len());
         for (got, want) in shared[i].iter().zip(&expected) {
             assert!(max_diff(got, want) < 1e-4, "{got:?} vs {want:?}");
         }
     }
-    let empty = Continuation {
-        prompt: vec![1],
-        continuation: vec![],
-    };
-    assert!(continuation_logprobs(&model, &[empty], 0).is_err());
 }
