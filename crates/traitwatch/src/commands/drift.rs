@@ -100,17 +100,12 @@ impl BackendJob for Args {
     type Output = ();
 
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
-        let run_json: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(self.run.join(finetune::checkpoint::RUN_FILE))
-                .with_context(|| format!("{} is not a finetuning run", self.run.display()))?,
-        )?;
-        let model_ref = match &self.model {
-            Some(m) => m.clone(),
-            None => run_json["base_model"]
-                .as_str()
-                .context("run.json has no base_model; pass --model")?
-                .to_string(),
-        };
+        let info = super::RunInfo::read(&self.run)?;
+        let model_ref = self
+            .model
+            .clone()
+            .or_else(|| info.base_model.clone())
+            .context("run.json has no base_model; pass --model")?;
         let checkpoints = finetune::checkpoint::list_checkpoints(&self.run);
         if !checkpoints.iter().any(|(s, _)| *s == 0) {
             bail!(
@@ -231,12 +226,8 @@ impl BackendJob for Args {
                 .model_label
                 .clone()
                 .unwrap_or_else(|| model_ref.clone()),
-            perturbation: self.perturbation.clone().unwrap_or_else(|| {
-                self.run
-                    .file_name()
-                    .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
-            }),
-            seed: run_json["config"]["seed"].as_u64().unwrap_or(0),
+            perturbation: self.perturbation.clone().unwrap_or(info.name),
+            seed: info.seed,
         };
         let mut series = Vec::new();
         for map in &maps {

@@ -17,7 +17,7 @@ use burn::tensor::backend::Backend;
 use em::table::CheckpointScores;
 use em::{Pair, PairScore};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tables::RunKey;
 
@@ -79,11 +79,6 @@ fn ids(pairs: &[Pair]) -> Vec<String> {
     pairs.iter().map(|p| p.id.clone()).collect()
 }
 
-fn dir_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
-}
-
 impl BackendJob for Args {
     type Output = ();
 
@@ -103,14 +98,11 @@ impl BackendJob for Args {
         };
         let (model_ref, checkpoints, key) = match (&self.run, &self.model) {
             (Some(run), _) => {
-                let run_json: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(run.join(finetune::checkpoint::RUN_FILE))
-                        .with_context(|| format!("{} is not a finetuning run", run.display()))?,
-                )?;
-                let model_ref = run_json["base_model"]
-                    .as_str()
-                    .context("run.json has no base_model")?
-                    .to_string();
+                let info = super::RunInfo::read(run)?;
+                let model_ref = info
+                    .base_model
+                    .clone()
+                    .context("run.json has no base_model")?;
                 let checkpoints: Vec<(u64, Option<PathBuf>)> =
                     finetune::checkpoint::list_checkpoints(run)
                         .into_iter()
@@ -125,8 +117,8 @@ impl BackendJob for Args {
                         .model_label
                         .clone()
                         .unwrap_or_else(|| model_ref.clone()),
-                    perturbation: self.perturbation.clone().unwrap_or_else(|| dir_name(run)),
-                    seed: run_json["config"]["seed"].as_u64().unwrap_or(0),
+                    perturbation: self.perturbation.clone().unwrap_or(info.name),
+                    seed: info.seed,
                 };
                 (model_ref, checkpoints, key)
             }

@@ -16,6 +16,32 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use llm::{LoadedModel, Message};
 
+/// What `traitwatch finetune` recorded about a run in `run.json`, as the stages that
+/// measure its checkpoints (drift, em) load and label it.
+pub struct RunInfo {
+    pub base_model: Option<String>,
+    pub seed: u64,
+    /// The run directory's name: the default perturbation label.
+    pub name: String,
+}
+
+impl RunInfo {
+    pub fn read(run: &std::path::Path) -> Result<Self> {
+        let file = run.join(::finetune::checkpoint::RUN_FILE);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("{} is not a finetuning run", run.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", file.display()))?;
+        Ok(Self {
+            base_model: json["base_model"].as_str().map(String::from),
+            seed: json["config"]["seed"].as_u64().unwrap_or(0),
+            name: run
+                .file_name()
+                .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
+        })
+    }
+}
+
 /// Load a model reference (preset, .gguf, HF directory) with a progress message.
 pub fn load_model<B: Backend>(reference: &str, device: &B::Device) -> Result<LoadedModel<B>> {
     llm::load(reference, device).with_context(|| format!("loading model `{reference}`"))
