@@ -14,9 +14,13 @@
 //! summary::{proxy_em, shift_toward_b, trait_behaviour} -> rates, Wilson intervals (no burn)
 //! table::{write_items, write_summary} -> Parquet
 //! ```
+//! The paper's free-form protocol (answers sampled from the checkpoint, judged by a model
+//! behind an OpenAI-compatible HTTP API) lives in [`freeform`].
+//!
 //! Nothing here looks at activations.
 
 pub mod bank;
+pub mod freeform;
 pub mod judge;
 pub mod summary;
 pub mod table;
@@ -44,6 +48,9 @@ pub enum EmError {
     Model(#[from] llm::LlmError),
     #[error(transparent)]
     Table(#[from] tables::TableError),
+    /// The free-form judge endpoint: missing, misconfigured, refusing or unreachable.
+    #[error("{0}")]
+    Judge(String),
     #[error("invalid input: {0}")]
     Input(String),
 }

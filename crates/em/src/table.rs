@@ -50,17 +50,17 @@ pub struct CheckpointScores<'a> {
     pub scores: &'a [PairScore],
 }
 
-fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
+pub(crate) fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
     tables::record_batch(columns)
         .map_err(|e| EmError::Input(format!("building a results table: {e}")))
 }
 
-fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+pub(crate) fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(v))
 }
 
 /// The run's key columns, the step and one label column (`bank` or `statistic`).
-fn key_columns(
+pub(crate) fn key_columns(
     run: &RunKey,
     label: &'static str,
     rows: impl Iterator<Item = (u64, String)> + Clone,
