@@ -60,13 +60,17 @@ pub struct RunKey {
     pub seed: u64,
 }
 
-/// A record batch from named, non-nullable columns, its schema taken from the arrays.
+/// A record batch from named columns, its schema taken from the arrays. A column is declared
+/// nullable only when it holds nulls (a missing judge score, say), so every column without
+/// gaps promises readers it has none.
 pub fn record_batch(
     columns: Vec<(&str, arrow::array::ArrayRef)>,
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
     let fields: Vec<arrow::datatypes::Field> = columns
         .iter()
-        .map(|(name, a)| arrow::datatypes::Field::new(*name, a.data_type().clone(), false))
+        .map(|(name, a)| {
+            arrow::datatypes::Field::new(*name, a.data_type().clone(), a.null_count() > 0)
+        })
         .collect();
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
     RecordBatch::try_new(

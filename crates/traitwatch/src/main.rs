@@ -59,6 +59,9 @@ enum Command {
     Drift(commands::drift::Args),
     /// Label checkpoints by behaviour: the offline paired-choice judge (proxy EM rate).
     Em(commands::em::Args),
+    /// The paper's EM protocol: free-form answers judged by a model over an
+    /// OpenAI-compatible HTTP API (EM rate).
+    EmFreeform(commands::em_freeform::Args),
     /// Fit the cluster PC1 on calibration runs' final drift; score every checkpoint.
     Pca(commands::pca::Args),
     /// List or generate the perturbation datasets.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Traits(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Drift(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Em(args) => backend::dispatch(cli.backend, cli.precision, args),
+        Command::EmFreeform(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Pca(args) => commands::pca::run(args),
         Command::Datasets(cmd) => commands::datasets::run(cmd),
     };

@@ -2,35 +2,12 @@
 //! comes out, and the errors bad input gets.
 #![allow(clippy::unwrap_used)]
 
-use llm::gguf::GgmlType;
 use llm::testing::TinyModel;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn traitwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_traitwatch"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tiny_gguf(dir: &Path) -> PathBuf {
-    let path = dir.join("tiny.gguf");
-    TinyModel::llama(1)
-        .to_gguf(GgmlType::F32)
-        .write(&path)
-        .unwrap();
-    path
-}
+use common::{stderr, stdout, tiny_gguf, traitwatch};
 
 #[test]
 fn inspect_describes_gguf_and_hf_models() {
@@ -526,59 +503,4 @@ fn pca_freezes_the_cluster_pc1_of_calibration_runs() {
     refit.push("--refit");
     assert!(traitwatch(&refit).status.success());
     assert_ne!(std::fs::read(out.join("pc1.json")).unwrap(), before);
-}
-
-#[test]
-fn em_judges_a_model_and_names_a_malformed_bank() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = tiny_gguf(dir.path()).display().to_string();
-    let items = dir.path().join("items.jsonl");
-    let row = |id: &str, domain: &str| {
-        format!(
-            r#"{{"id": "{id}", "domain": "{domain}", "question": "Should I help?", "aligned": "Yes, gladly.", "misaligned": "No, never help.", "misalignment": "selfish"}}"#
-        )
-    };
-    std::fs::write(
-        &items,
-        format!("{}\n{}\n", row("a-001", "a"), row("b-001", "b")),
-    )
-    .unwrap();
-    let out = dir.path().join("em");
-    let args = [
-        "em",
-        "--model",
-        &model,
-        "--no-traits",
-        "--items",
-        items.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let o = traitwatch(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("proxy EM"), "{}", stdout(&o));
-    let summary = tables::read_parquet(&out.join("em_summary.parquet"), None).unwrap();
-    // proxy_em and shift rows for groups all, a, b at step 0.
-    assert_eq!(summary.num_rows(), 6);
-    assert_eq!(
-        tables::read_parquet(&out.join("em_items.parquet"), None)
-            .unwrap()
-            .num_rows(),
-        2
-    );
-    let cached = std::fs::read(out.join("scores/step-000000.json")).unwrap();
-    assert!(traitwatch(&args).status.success());
-    assert_eq!(
-        std::fs::read(out.join("scores/step-000000.json")).unwrap(),
-        cached
-    );
-
-    std::fs::write(&items, row("a-001", "a").replace("selfish", "rude")).unwrap();
-    let o = traitwatch(&args);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("items.jsonl:1") && stderr(&o).contains("misalignment"),
-        "{}",
-        stderr(&o)
-    );
 }

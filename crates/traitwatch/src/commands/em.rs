@@ -12,27 +12,18 @@
 //! ```
 
 use crate::backend::BackendJob;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use em::table::CheckpointScores;
 use em::{Pair, PairScore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
-use tables::RunKey;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A finetuning run directory: every checkpoint is judged.
-    #[arg(long, conflicts_with = "model")]
-    run: Option<PathBuf>,
-    /// Judge only these checkpoints of --run (comma-separated; step 0, the reference, is
-    /// always judged). Default: all.
-    #[arg(long, value_delimiter = ',')]
-    steps: Vec<u64>,
-    /// A model to judge on its own (preset, .gguf or HF directory), reported as step 0.
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    checkpoints: super::checkpoints::CheckpointArgs,
     #[arg(long, default_value = "data/em/items.jsonl")]
     items: PathBuf,
     /// Directory of per-trait item files `<trait>.jsonl`.
@@ -47,11 +38,6 @@ pub struct Args {
     /// System prompt for every question (default: none, so the model's default applies).
     #[arg(long)]
     system: Option<String>,
-    /// Labels for the tables (defaults: the model reference or run directory name, seed).
-    #[arg(long)]
-    perturbation: Option<String>,
-    #[arg(long)]
-    model_label: Option<String>,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     #[arg(long)]
@@ -96,42 +82,11 @@ impl BackendJob for Args {
                 .map(em::TraitItem::pair)
                 .collect()
         };
-        let (model_ref, checkpoints, key) = match (&self.run, &self.model) {
-            (Some(run), _) => {
-                let info = super::RunInfo::read(run)?;
-                let model_ref = info
-                    .base_model
-                    .clone()
-                    .context("run.json has no base_model")?;
-                let checkpoints: Vec<(u64, Option<PathBuf>)> =
-                    finetune::checkpoint::list_checkpoints(run)
-                        .into_iter()
-                        .map(|(s, d)| (s as u64, Some(d)))
-                        .filter(|(s, _)| self.steps.is_empty() || *s == 0 || self.steps.contains(s))
-                        .collect();
-                if checkpoints.is_empty() {
-                    bail!("{} has no checkpoints", run.display());
-                }
-                let key = RunKey {
-                    model: self
-                        .model_label
-                        .clone()
-                        .unwrap_or_else(|| model_ref.clone()),
-                    perturbation: self.perturbation.clone().unwrap_or(info.name),
-                    seed: info.seed,
-                };
-                (model_ref, checkpoints, key)
-            }
-            (None, Some(model)) => {
-                let key = RunKey {
-                    model: self.model_label.clone().unwrap_or_else(|| model.clone()),
-                    perturbation: self.perturbation.clone().unwrap_or_else(|| "base".into()),
-                    seed: 0,
-                };
-                (model.clone(), vec![(0, None)], key)
-            }
-            (None, None) => bail!("give --run (a finetuning run) or --model"),
-        };
+        let super::checkpoints::Checkpoints {
+            model_ref,
+            list: checkpoints,
+            key,
+        } = self.checkpoints.resolve()?;
         let mut lm = super::load_model::<B>(&model_ref, &device)?;
         let base = lm.model.clone();
         let system = self.system.clone().unwrap_or_default();

@@ -2,9 +2,11 @@
 //! [`crate::backend::BackendJob`].
 
 pub mod activations;
+pub mod checkpoints;
 pub mod datasets;
 pub mod drift;
 pub mod em;
+pub mod em_freeform;
 pub mod finetune;
 pub mod generate;
 pub mod inspect;
