@@ -22,6 +22,7 @@
 pub mod bank;
 pub mod freeform;
 pub mod judge;
+pub mod labels;
 pub mod summary;
 pub mod table;
 

@@ -35,14 +35,17 @@ impl JudgeMode {
     }
 }
 
-/// Where and how to ask the judge.
+/// Where and how to ask the judge. Deserializable, so an experiment manifest can carry it as
+/// a `[judge]` table (only `base_url` and `model` are required).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct JudgeConfig {
     /// Base URL of an OpenAI-compatible API, e.g. `http://localhost:8000/v1`; requests go to
     /// `<base_url>/chat/completions`.
     pub base_url: String,
     pub model: String,
-    /// Environment variable holding the API key; None for endpoints that need no key.
+    /// Environment variable holding the API key; None (or empty, as a manifest writes it)
+    /// for endpoints that need no key.
     pub api_key_env: Option<String>,
     pub mode: JudgeMode,
     pub timeout_s: f64,
@@ -52,6 +55,13 @@ pub struct JudgeConfig {
     pub backoff_max_ms: u64,
     /// Requests in flight at once.
     pub concurrency: usize,
+}
+
+impl Default for JudgeConfig {
+    /// No endpoint or model (both must be set), key in `OPENAI_API_KEY`, text mode.
+    fn default() -> Self {
+        Self::new("", "", Some("OPENAI_API_KEY"), JudgeMode::Text)
+    }
 }
 
 impl JudgeConfig {
@@ -101,8 +111,8 @@ impl HttpJudge {
     /// Check the configuration (endpoint given, key present in the environment variable it
     /// names) before any work is done.
     pub fn new(config: JudgeConfig) -> Result<Self> {
-        let api_key = match &config.api_key_env {
-            None => None,
+        let api_key = match config.api_key_env.as_deref().map(str::trim) {
+            None | Some("") => None,
             Some(var) => match std::env::var(var) {
                 Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
                 _ => {
@@ -407,5 +417,23 @@ impl HttpJudge {
             .enumerate()
             .map(|(i, r)| r.ok_or_else(|| EmError::Judge(format!("prompt {i} was not judged"))))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_judge_table_needs_only_url_and_model() {
+        let cfg: JudgeConfig = toml::from_str(
+            "base_url = \"http://localhost:8000/v1\"\nmodel = \"judge\"\nmode = \"logprob\"",
+        )
+        .unwrap();
+        assert_eq!(cfg.mode, JudgeMode::Logprob);
+        assert_eq!(cfg.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(cfg.concurrency, 8);
+        let typo = toml::from_str::<JudgeConfig>("base_url = \"x\"\nmodle = \"judge\"");
+        assert!(typo.unwrap_err().to_string().contains("modle"));
     }
 }

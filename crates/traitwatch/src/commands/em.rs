@@ -57,7 +57,7 @@ struct CachedScores {
 }
 
 /// The `statistic` values of the summary table (see `em::table`).
-const PROXY_EM: &str = "proxy_em";
+const PROXY_EM: &str = em::labels::PROXY_EM;
 const SHIFT: &str = "shift_to_misaligned";
 const TRAIT_POSITIVE: &str = "trait_positive";
 

@@ -100,7 +100,7 @@ struct CachedAnswers {
     seconds: f64,
 }
 
-const EM_RATE: &str = "em_rate";
+const EM_RATE: &str = em::labels::EM_RATE;
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     ProgressBar::new(len).with_style(
