@@ -1,0 +1,36 @@
+//! `eval`: the monitor and its evaluation (METHOD sections 6 and 7), on features and EM
+//! targets already computed (drift tables, EM summaries); no burn, no model.
+//!
+//! ```text
+//! [Checkpoint {model, perturbation, seed, step, target}] + features per checkpoint
+//!   --folds::{lopo_folds, held_out_folds}--> [Fold] (per model; leaks are errors)
+//!   --monitor::predict_folds(Regressor)--> out-of-fold predictions in [0, 1]
+//!   --monitor::pooled_metrics(tau)--> FNR, FPR, accuracy, balanced accuracy, AUROC
+//!   --bootstrap::cluster_bootstrap--> 95% intervals over whole runs
+//! ```
+//! Regressors are ours (CART trees, forest, gradient boosting, ridge, logistic), tested
+//! against hand-computed results: the maintained Rust ML crates (linfa, smartcore) would
+//! bring ndarray and a second rand for four small models.
+
+pub mod bootstrap;
+pub mod ensemble;
+pub mod folds;
+pub mod linear;
+pub mod metrics;
+pub mod monitor;
+pub mod tree;
+
+pub use folds::{CALIBRATION, Checkpoint, Fold, HELD_OUT, held_out_folds, lopo_folds};
+pub use metrics::{Confusion, Metrics, auroc, metrics};
+pub use monitor::{Prediction, Regressor, pooled_metrics, predict_folds};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// A fold would train on what it tests: a bug, never silently tolerated.
+    #[error("fold leak: {0}")]
+    Leak(String),
+}
+
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;
