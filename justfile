@@ -43,3 +43,8 @@ reproduce target="all": setup
 # Describe a model (preset, .gguf or HF directory).
 inspect model="smollm2-135m": setup
     cargo run --release -p traitwatch -- inspect {{model}}
+
+# Evaluate the monitor on an experiment's results: `just lopo --held-out bad_medical`,
+# `just lopo --all`, `just lopo --held-out-types` (add --results DIR for another experiment).
+lopo *args:
+    cargo run --release -p lopo -- {{args}}

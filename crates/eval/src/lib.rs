@@ -7,19 +7,28 @@
 //!   --monitor::predict_folds(Regressor)--> out-of-fold predictions in [0, 1]
 //!   --monitor::pooled_metrics(tau)--> FNR, FPR, accuracy, balanced accuracy, AUROC
 //!   --bootstrap::cluster_bootstrap--> 95% intervals over whole runs
+//! dataset::load_results(dir) gathers checkpoints and feature sets from drift / em_summary /
+//! pca tables; evaluate::evaluate runs feature sets x regressors; report writes Parquet,
+//! Markdown and LaTeX; alarm::StepAlarm is the step-aware alarm (section 7).
 //! ```
 //! Regressors are ours (CART trees, forest, gradient boosting, ridge, logistic), tested
 //! against hand-computed results: the maintained Rust ML crates (linfa, smartcore) would
 //! bring ndarray and a second rand for four small models.
 
+pub mod alarm;
 pub mod bootstrap;
+pub mod dataset;
 pub mod ensemble;
+pub mod evaluate;
 pub mod folds;
 pub mod linear;
 pub mod metrics;
 pub mod monitor;
+pub mod report;
 pub mod tree;
 
+pub use dataset::{FeatureSet, LabelSource, MonitorData, load_results};
+pub use evaluate::{Cell, EvalSettings, evaluate};
 pub use folds::{CALIBRATION, Checkpoint, Fold, HELD_OUT, held_out_folds, lopo_folds};
 pub use metrics::{Confusion, Metrics, auroc, metrics};
 pub use monitor::{Prediction, Regressor, pooled_metrics, predict_folds};
@@ -31,6 +40,10 @@ pub enum EvalError {
     /// A fold would train on what it tests: a bug, never silently tolerated.
     #[error("fold leak: {0}")]
     Leak(String),
+    #[error(transparent)]
+    Table(#[from] tables::TableError),
+    #[error(transparent)]
+    Drift(#[from] drift::DriftError),
 }
 
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

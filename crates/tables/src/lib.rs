@@ -38,6 +38,8 @@ pub enum TableError {
         path: PathBuf,
         source: arrow::error::ArrowError,
     },
+    #[error("{path}: {reason}")]
+    Malformed { path: PathBuf, reason: String },
     #[error("{path}: expected a `{expected}` table (schema version {version}), found {found}")]
     WrongTable {
         path: PathBuf,
@@ -45,6 +47,30 @@ pub enum TableError {
         version: u32,
         found: String,
     },
+}
+
+/// A column of `batch` by name, as its Arrow array type, without nulls. Errors name the
+/// file, the column and what is wrong (missing, another type, nulls).
+pub fn column<'a, T: arrow::array::Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<&'a T, TableError> {
+    let malformed = |reason: String| TableError::Malformed {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| malformed(format!("missing column `{name}`")))?;
+    let typed = array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| malformed(format!("column `{name}` has type {}", array.data_type())))?;
+    if typed.null_count() > 0 {
+        return Err(malformed(format!("column `{name}` has nulls")));
+    }
+    Ok(typed)
 }
 
 /// Identity of one finetuning run: the key columns of every per-run table.
@@ -151,6 +177,26 @@ impl Table {
     pub fn num_rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
+}
+
+/// The table kind a Parquet file declares in its metadata (None for foreign files), read
+/// without loading its rows.
+pub fn table_kind(path: &Path) -> Result<Option<String>, TableError> {
+    let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| TableError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kvs| kvs.iter().find(|kv| kv.key == TABLE_KEY))
+        .and_then(|kv| kv.value.clone()))
 }
 
 /// Read a table, checking that it is of `kind` when given.

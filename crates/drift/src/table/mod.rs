@@ -21,7 +21,7 @@ pub use pc1::{
     PCA_TABLE, PcaTable, WHITENED_SHARE_KEY, read_pca, write_pc1, write_pc1_stability, write_pca,
 };
 
-use crate::{DriftError, Result};
+use crate::Result;
 use std::path::Path;
 use tables::arrow::array::{Array, RecordBatch};
 
@@ -33,19 +33,5 @@ fn column<'a, T: Array + 'static>(
     name: &str,
     path: &Path,
 ) -> Result<&'a T> {
-    let malformed = |reason: String| DriftError::MalformedTable {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| malformed(format!("missing column `{name}`")))?;
-    let typed = array
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| malformed(format!("column `{name}` has type {}", array.data_type())))?;
-    if typed.null_count() > 0 {
-        return Err(malformed(format!("column `{name}` has nulls")));
-    }
-    Ok(typed)
+    Ok(tables::column::<T>(batch, name, path)?)
 }

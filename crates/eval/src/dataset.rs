@@ -1,0 +1,237 @@
+//! The monitor's data, gathered from an experiment's results directory: every `drift`
+//! table (feature sets per checkpoint), every `em_summary` table (EM targets), and a `pca`
+//! table if there is one (the frozen cluster PC1). Files are found by their table kind,
+//! wherever they lie under the directory, so any layout works. Checkpoints are joined on
+//! (model, perturbation, seed, step).
+
+use crate::folds::Checkpoint;
+use crate::{EvalError, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use tables::RunKey;
+use tables::arrow::array::{Float64Array, StringArray, UInt64Array};
+
+/// The `em_summary` table kind (written by the em crate; read here by its columns).
+const EM_SUMMARY: &str = "em_summary";
+/// Statistics that carry a label, in order of preference (see `em::labels`).
+pub const EM_RATE: &str = "em_rate";
+pub const PROXY_EM: &str = "proxy_em";
+
+/// Which EM number is the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelSource {
+    /// The free-form EM rate (the paper's label).
+    EmRate,
+    /// The paired-choice proxy's increase over step 0.
+    ProxyIncrease,
+}
+
+impl LabelSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelSource::EmRate => "EM rate (free-form judge)",
+            LabelSource::ProxyIncrease => "proxy EM increase over step 0 (paired choice)",
+        }
+    }
+}
+
+/// One feature set: a name, its column names and one row per checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureSet {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorData {
+    pub checkpoints: Vec<Checkpoint>,
+    pub feature_sets: Vec<FeatureSet>,
+    pub label: LabelSource,
+}
+
+fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| EvalError::Input(format!("cannot read {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            parquet_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+type Key = (RunKey, u64);
+
+/// EM targets per checkpoint from one `em_summary` table: (EM rate, proxy increase).
+fn read_em(path: &Path, out: &mut BTreeMap<Key, (Option<f64>, Option<f64>)>) -> Result<()> {
+    let table = tables::read_parquet(path, None)?;
+    for b in &table.batches {
+        let model = tables::column::<StringArray>(b, "model", path)?;
+        let perturbation = tables::column::<StringArray>(b, "perturbation", path)?;
+        let seed = tables::column::<UInt64Array>(b, "seed", path)?;
+        let step = tables::column::<UInt64Array>(b, "step", path)?;
+        let statistic = tables::column::<StringArray>(b, "statistic", path)?;
+        let group = tables::column::<StringArray>(b, "group", path)?;
+        let rate = tables::column::<Float64Array>(b, "rate", path)?;
+        let delta = tables::column::<Float64Array>(b, "delta_from_step0", path)?;
+        for i in 0..b.num_rows() {
+            if group.value(i) != "all" {
+                continue;
+            }
+            let key = (
+                RunKey {
+                    model: model.value(i).into(),
+                    perturbation: perturbation.value(i).into(),
+                    seed: seed.value(i),
+                },
+                step.value(i),
+            );
+            let entry = out.entry(key).or_default();
+            let finite = |v: f64| v.is_finite().then_some(v);
+            match statistic.value(i) {
+                EM_RATE => entry.0 = finite(rate.value(i)),
+                PROXY_EM => entry.1 = finite(delta.value(i)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gather everything under `dir`. `label` None: the free-form EM rate where every joined
+/// checkpoint has one, else the proxy increase.
+pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorData> {
+    let mut files = Vec::new();
+    parquet_files(dir, &mut files)?;
+    files.sort();
+    let mut em: BTreeMap<Key, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    // (key) -> feature set -> drift vector; and the activation-norm drift per key.
+    let mut drift: BTreeMap<Key, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    let mut norm: BTreeMap<Key, f64> = BTreeMap::new();
+    let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut pca = None;
+    for path in &files {
+        let kind = tables::table_kind(path)?.unwrap_or_default();
+        match kind.as_str() {
+            EM_SUMMARY => read_em(path, &mut em)?,
+            "drift" => {
+                for (run, series) in drift::table::read_drift(path)? {
+                    columns.insert(series.feature_set.clone(), series.feature_names.clone());
+                    for p in &series.points {
+                        let key = (run.clone(), p.step);
+                        norm.insert(key.clone(), p.activation_norm_drift);
+                        drift
+                            .entry(key)
+                            .or_default()
+                            .insert(series.feature_set.clone(), p.drift.clone());
+                    }
+                }
+            }
+            "pca" => pca = Some(drift::table::read_pca(path)?),
+            _ => {}
+        }
+    }
+    if drift.is_empty() {
+        return Err(EvalError::Input(format!(
+            "no drift tables under {} (run `traitwatch drift` on the finetuning runs)",
+            dir.display()
+        )));
+    }
+    if em.is_empty() {
+        return Err(EvalError::Input(format!(
+            "no EM summaries under {} (run `traitwatch em` or `traitwatch em-freeform`)",
+            dir.display()
+        )));
+    }
+    let joined: Vec<&Key> = drift.keys().filter(|k| em.contains_key(*k)).collect();
+    if joined.is_empty() {
+        return Err(EvalError::Input(
+            "no checkpoint has both drift and an EM label: are the model, perturbation and \
+             seed labels the same in both?"
+                .into(),
+        ));
+    }
+    let label = label.unwrap_or(if joined.iter().all(|k| em[*k].0.is_some()) {
+        LabelSource::EmRate
+    } else {
+        LabelSource::ProxyIncrease
+    });
+    let target = |k: &Key| match label {
+        LabelSource::EmRate => em[k].0,
+        LabelSource::ProxyIncrease => em[k].1,
+    };
+    let keys: Vec<&Key> = joined.into_iter().filter(|k| target(k).is_some()).collect();
+    let checkpoints: Vec<Checkpoint> = keys
+        .iter()
+        .map(|(run, step)| Checkpoint {
+            model: run.model.clone(),
+            perturbation: run.perturbation.clone(),
+            seed: run.seed,
+            step: *step,
+            target: target(&(run.clone(), *step)).unwrap_or(f64::NAN),
+        })
+        .collect();
+
+    // Feature sets present at every checkpoint; others are reported and left out.
+    let mut feature_sets = Vec::new();
+    let names: BTreeSet<&String> = drift.values().flat_map(|m| m.keys()).collect();
+    for name in names {
+        let rows: Option<Vec<Vec<f64>>> =
+            keys.iter().map(|k| drift[*k].get(name).cloned()).collect();
+        match rows {
+            Some(rows) => feature_sets.push(FeatureSet {
+                name: name.clone(),
+                columns: columns[name].clone(),
+                rows,
+            }),
+            None => {
+                tracing::warn!(feature_set = %name, "not measured at every labelled checkpoint; left out")
+            }
+        }
+    }
+    feature_sets.push(FeatureSet {
+        name: "activation_norm".into(),
+        columns: vec!["activation_norm_drift".into()],
+        rows: keys.iter().map(|k| vec![norm[*k]]).collect(),
+    });
+    if let (Some(pca), Some(alignment)) = (pca, feature_sets.iter().find(|f| f.name == "alignment"))
+    {
+        if pca.feature_names != alignment.columns {
+            return Err(EvalError::Input(format!(
+                "the pca table's features {:?} are not the alignment features {:?}",
+                pca.feature_names, alignment.columns
+            )));
+        }
+        let u = &pca.components[0];
+        let signed: Vec<f64> = alignment
+            .rows
+            .iter()
+            .map(|x| x.iter().zip(u).map(|(a, b)| a * b).sum())
+            .collect();
+        feature_sets.push(FeatureSet {
+            name: "pc1_abs".into(),
+            columns: vec!["abs_pc1".into()],
+            rows: signed.iter().map(|v| vec![v.abs()]).collect(),
+        });
+        feature_sets.push(FeatureSet {
+            name: "pc1_signed".into(),
+            columns: vec!["pc1".into()],
+            rows: signed.iter().map(|v| vec![*v]).collect(),
+        });
+    }
+    tracing::info!(
+        checkpoints = checkpoints.len(),
+        feature_sets = feature_sets.len(),
+        label = label.name(),
+        "monitor data loaded"
+    );
+    Ok(MonitorData {
+        checkpoints,
+        feature_sets,
+        label,
+    })
+}
