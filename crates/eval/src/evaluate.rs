@@ -82,6 +82,17 @@ pub fn evaluate(
                     [&scope, held_out, &fs.name, regressor.name()],
                 ));
             }
+            // Several folds per model (LOPO): each (model, held-out perturbation) cell too,
+            // the grid of Fig. 7.
+            if folds.len() > models.len() {
+                for (f, fold) in folds.iter().enumerate() {
+                    let p: Vec<Prediction> =
+                        preds.iter().copied().filter(|p| p.fold == f).collect();
+                    let held = fold.held_out.join("+");
+                    let names = [fold.model.as_str(), &held, &fs.name, regressor.name()];
+                    cells.push(cell(data, &p, settings, names));
+                }
+            }
             rows.extend(preds.into_iter().map(|prediction| PredictionRow {
                 feature_set: fs.name.clone(),
                 regressor: regressor.name().to_string(),
@@ -123,4 +134,65 @@ fn cell(data: &MonitorData, preds: &[Prediction], s: EvalSettings, names: [&str;
         auroc_ci: ci(|m| m.auroc),
         metrics: m,
     }
+}
+
+/// Pooled metrics of the same out-of-fold predictions at other thresholds (the regressors
+/// fit the continuous target, so only labels and alarms move): one cell per (tau, feature
+/// set, regressor), scope `pooled`, no intervals.
+pub fn threshold_sweep(
+    data: &MonitorData,
+    rows: &[PredictionRow],
+    taus: &[f64],
+) -> Vec<(f64, Cell)> {
+    let mut groups: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.feature_set.as_str(), r.regressor.as_str()))
+        .collect();
+    groups.dedup();
+    let mut out = Vec::new();
+    for &tau in taus {
+        let settings = EvalSettings {
+            tau,
+            resamples: 0,
+            seed: 0,
+        };
+        for &(fs, reg) in &groups {
+            let preds: Vec<Prediction> = rows
+                .iter()
+                .filter(|r| r.feature_set == fs && r.regressor == reg)
+                .map(|r| r.prediction)
+                .collect();
+            out.push((
+                tau,
+                cell(data, &preds, settings, [POOLED, "sweep", fs, reg]),
+            ));
+        }
+    }
+    out
+}
+
+/// Per feature set, the regressor with the best pooled balanced accuracy (AUROC breaks
+/// ties), as METHOD section 6 selects it from the LOPO out-of-fold predictions.
+pub fn select_regressors(cells: &[Cell], held_out: &str) -> Vec<(String, String)> {
+    let mut best: Vec<(String, String, f64, f64)> = Vec::new();
+    let pooled_scope = |c: &Cell| c.scope == POOLED || !cells.iter().any(|x| x.scope == POOLED);
+    for c in cells
+        .iter()
+        .filter(|c| c.held_out == held_out && pooled_scope(c))
+    {
+        let score = (
+            c.metrics.balanced_accuracy.unwrap_or(f64::NEG_INFINITY),
+            c.metrics.auroc.unwrap_or(f64::NEG_INFINITY),
+        );
+        match best.iter_mut().find(|b| b.0 == c.feature_set) {
+            Some(b) if (score.0, score.1) > (b.2, b.3) => {
+                b.1 = c.regressor.clone();
+                b.2 = score.0;
+                b.3 = score.1;
+            }
+            Some(_) => {}
+            None => best.push((c.feature_set.clone(), c.regressor.clone(), score.0, score.1)),
+        }
+    }
+    best.into_iter().map(|b| (b.0, b.1)).collect()
 }

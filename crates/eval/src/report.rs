@@ -42,11 +42,18 @@ fn write(
     Ok(tables::write_parquet(path, &batch, kind, meta)?)
 }
 
-pub fn write_metrics(path: &Path, cells: &[Cell], meta: &BTreeMap<String, String>) -> Result<()> {
+/// Write cells with the threshold each was computed at.
+pub fn write_metrics(
+    path: &Path,
+    rows: &[(f64, Cell)],
+    meta: &BTreeMap<String, String>,
+) -> Result<()> {
+    let cells: Vec<&Cell> = rows.iter().map(|r| &r.1).collect();
     let lo = |f: fn(&Cell) -> Interval| floats(cells.iter().map(move |c| f(c).map(|i| i.0)));
     let hi = |f: fn(&Cell) -> Interval| floats(cells.iter().map(move |c| f(c).map(|i| i.1)));
-    let m = |f: fn(&Cell) -> Option<f64>| floats(cells.iter().map(f));
+    let m = |f: fn(&Cell) -> Option<f64>| floats(cells.iter().map(|c| f(c)));
     let columns = vec![
+        ("tau", floats(rows.iter().map(|r| Some(r.0)))),
         ("scope", strings(cells.iter().map(|c| c.scope.as_str()))),
         (
             "held_out",
@@ -148,8 +155,9 @@ fn auc(v: Option<f64>, ci: Interval) -> String {
     }
 }
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 9] = [
     "scope",
+    "held out",
     "feature set",
     "regressor",
     "n (pos/neg)",
@@ -159,10 +167,11 @@ const HEADER: [&str; 8] = [
     "AUROC",
 ];
 
-fn cells_text(c: &Cell) -> [String; 8] {
+fn cells_text(c: &Cell) -> [String; 9] {
     let conf = c.metrics.confusion;
     [
         c.scope.clone(),
+        c.held_out.clone(),
         c.feature_set.clone(),
         c.regressor.clone(),
         format!("{} ({}/{})", c.n, conf.positives(), conf.negatives()),
@@ -198,15 +207,15 @@ fn mean_sd(values: &[f64], percent: bool) -> String {
 
 /// Table rows: each cell as is, except the random bases, which become one row per (scope,
 /// regressor) with mean ± sd over the bases, where the first of them stood.
-pub fn table_rows(cells: &[Cell]) -> Vec<[String; 8]> {
+pub fn table_rows(cells: &[Cell]) -> Vec<[String; 9]> {
     let mut rows = Vec::new();
-    let mut done: Vec<(&str, &str)> = Vec::new();
+    let mut done: Vec<(&str, &str, &str)> = Vec::new();
     for c in cells {
         if !is_random_basis(&c.feature_set) {
             rows.push(cells_text(c));
             continue;
         }
-        let group = (c.scope.as_str(), c.regressor.as_str());
+        let group = (c.scope.as_str(), c.held_out.as_str(), c.regressor.as_str());
         if done.contains(&group) {
             continue;
         }
@@ -214,7 +223,8 @@ pub fn table_rows(cells: &[Cell]) -> Vec<[String; 8]> {
         let members: Vec<&Cell> = cells
             .iter()
             .filter(|x| {
-                is_random_basis(&x.feature_set) && (x.scope.as_str(), x.regressor.as_str()) == group
+                is_random_basis(&x.feature_set)
+                    && (x.scope.as_str(), x.held_out.as_str(), x.regressor.as_str()) == group
             })
             .collect();
         let values = |f: fn(&Cell) -> Option<f64>| -> Vec<f64> {
@@ -223,6 +233,7 @@ pub fn table_rows(cells: &[Cell]) -> Vec<[String; 8]> {
         let conf = c.metrics.confusion;
         rows.push([
             c.scope.clone(),
+            c.held_out.clone(),
             format!("random ({} bases)", members.len()),
             c.regressor.clone(),
             format!("{} ({}/{})", c.n, conf.positives(), conf.negatives()),
@@ -252,8 +263,8 @@ pub fn markdown(cells: &[Cell]) -> String {
 pub fn latex(cells: &[Cell]) -> String {
     let esc = |s: &str| s.replace('_', "\\_").replace('%', "\\%");
     let mut out = format!(
-        "\\begin{{tabular}}{{lll{}}}\n\\toprule\n{} \\\\\n\\midrule\n",
-        "r".repeat(HEADER.len() - 3),
+        "\\begin{{tabular}}{{llll{}}}\n\\toprule\n{} \\\\\n\\midrule\n",
+        "r".repeat(HEADER.len() - 4),
         HEADER
             .iter()
             .map(|h| esc(h))
@@ -297,13 +308,15 @@ mod tests {
         ];
         let rows = table_rows(&cells);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[1][1], "random (2 bases)");
+        assert_eq!(rows[1][2], "random (2 bases)");
         // AUROC 1 and 0: mean 0.5, sd 0.707.
-        assert_eq!(rows[1][7], "0.500 ± 0.707");
-        assert_eq!(rows[0][7], "1.000");
+        assert_eq!(rows[1][8], "0.500 ± 0.707");
+        assert_eq!(rows[0][8], "1.000");
         let md = markdown(&cells);
         assert!(
-            md.contains("| m | alignment | ridge | 4 (2/2) | 0.0 | 0.0 | 1.000 | 1.000 |"),
+            md.contains(
+                "| m | bad_medical | alignment | ridge | 4 (2/2) | 0.0 | 0.0 | 1.000 | 1.000 |"
+            ),
             "{md}"
         );
         let tex = latex(&cells);

@@ -16,6 +16,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use eval::evaluate::{select_regressors, threshold_sweep};
 use eval::report::{latex, markdown, write_metrics, write_predictions};
 use eval::{CALIBRATION, EvalSettings, HELD_OUT, LabelSource, Regressor, evaluate};
 use std::collections::BTreeMap;
@@ -56,6 +57,9 @@ struct Args {
     /// Only these feature sets (comma-separated; default all found).
     #[arg(long, value_delimiter = ',')]
     feature_sets: Vec<String>,
+    /// Thresholds of the sensitivity sweep (same predictions, other labels and alarms).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.03, 0.05, 0.06, 0.1, 0.15])]
+    tau_sweep: Vec<f64>,
     /// Cluster-bootstrap resamples for the intervals (0: none).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
@@ -152,9 +156,16 @@ fn main() -> Result<()> {
         ("monitor.tau".to_string(), args.tau.to_string()),
         ("monitor.label".to_string(), data.label.name().to_string()),
     ]);
+    let at_tau: Vec<(f64, eval::Cell)> = cells.iter().map(|c| (args.tau, c.clone())).collect();
     write_metrics(
         &out.join(format!("monitor_metrics-{split}.parquet")),
-        &cells,
+        &at_tau,
+        &meta,
+    )?;
+    let sweep = threshold_sweep(&data, &predictions, &args.tau_sweep);
+    write_metrics(
+        &out.join(format!("monitor_sweep-{split}.parquet")),
+        &sweep,
         &meta,
     )?;
     write_predictions(
@@ -175,6 +186,29 @@ fn main() -> Result<()> {
         args.tau
     );
     print!("{md}");
+    if split == "lopo" {
+        println!(
+            "\nregressor selected by pooled out-of-fold balanced accuracy (AUROC breaks ties):"
+        );
+        for (fs, reg) in select_regressors(&cells, &split) {
+            println!("  {fs:<20} {reg}");
+        }
+    }
+    println!(
+        "\nthreshold sweep (pooled, random forest): tau, feature set, FNR %, FPR %, balanced accuracy"
+    );
+    for (tau, c) in sweep.iter().filter(|(_, c)| c.regressor == "random_forest") {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
+        println!(
+            "  {tau:<5} {:<20} {:>6} {:>6} {:>6}",
+            c.feature_set,
+            pct(c.metrics.fnr),
+            pct(c.metrics.fpr),
+            c.metrics
+                .balanced_accuracy
+                .map_or("-".to_string(), |v| format!("{v:.3}"))
+        );
+    }
     println!("\nwrote {}", out.display());
     Ok(())
 }

@@ -180,7 +180,7 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("split bad_medical: 2 folds"), "{text}");
     assert!(
-        text.contains("| pooled | alignment | random_forest |"),
+        text.contains("| pooled | bad_medical | alignment | random_forest |"),
         "{text}"
     );
     let metrics = dir
@@ -201,6 +201,22 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
     ] {
         assert!(dir.path().join("monitor").join(f).exists(), "{f}");
     }
+
+    // Every fold: pooled cells, the per (model, perturbation) grid, the selected regressor.
+    let o = lopo(&["--results", results, "--all", "--bootstrap", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("split lopo: 8 folds"), "{text}");
+    assert!(
+        text.contains("| pooled | lopo | alignment | random_forest | 112 ("),
+        "{text}"
+    );
+    let grid_cell = "| model_a | gsm8k | alignment | random_forest | 14 (0/14) | - | 0.0 |";
+    assert!(
+        text.contains(grid_cell),
+        "no positives: FNR is a dash\n{text}"
+    );
+    assert!(text.contains("regressor selected"), "{text}");
 
     let o = lopo(&["--results", results, "--held-out-types", "--bootstrap", "0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
