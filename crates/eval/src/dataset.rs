@@ -5,6 +5,7 @@
 //! (model, perturbation, seed, step).
 
 use crate::folds::Checkpoint;
+use crate::reduction::Reduction;
 use crate::{EvalError, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,12 +36,14 @@ impl LabelSource {
     }
 }
 
-/// One feature set: a name, its column names and one row per checkpoint.
+/// One feature set: a name, its column names and one row per checkpoint; rows of a set
+/// with a `reduction` are raw and reduced inside each fold (PCA-7, PLS-7).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSet {
     pub name: String,
     pub columns: Vec<String>,
     pub rows: Vec<Vec<f64>>,
+    pub reduction: Option<Reduction>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +105,63 @@ fn read_em(path: &Path, out: &mut BTreeMap<Key, (Option<f64>, Option<f64>)>) -> 
     Ok(())
 }
 
+/// The prompt-mean activations `traitwatch drift` writes beside a run's drift table.
+pub const PROMPT_MEANS: &str = "prompt_mean.safetensors";
+
+/// `(h̄(t) - h̄(0)) / N` per checkpoint of `run`, from its prompt means.
+fn read_activation_drift(
+    path: &Path,
+    run: &RunKey,
+    normaliser: f64,
+    out: &mut BTreeMap<Key, Vec<f64>>,
+) -> Result<()> {
+    let bad = |reason: String| EvalError::Input(format!("{}: {reason}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let f32s = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
+        let t = st
+            .tensor(name)
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        if t.dtype() != safetensors::Dtype::F32 {
+            return Err(bad(format!(
+                "tensor `{name}` is {:?}, expected F32",
+                t.dtype()
+            )));
+        }
+        let values = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect();
+        Ok((t.shape().to_vec(), values))
+    };
+    let (shape, means) = f32s("prompt_mean")?;
+    let (_, steps) = f32s("steps")?;
+    let [n, d] = shape[..] else {
+        return Err(bad(format!(
+            "prompt_mean has shape {shape:?}, expected [checkpoints, d]"
+        )));
+    };
+    let zero = steps
+        .iter()
+        .position(|&s| s == 0.0)
+        .ok_or_else(|| bad("no step-0 prompt mean".into()))?;
+    if steps.len() != n || normaliser.is_nan() || normaliser <= 0.0 {
+        return Err(bad("steps do not match the prompt means, or N <= 0".into()));
+    }
+    let base = &means[zero * d..(zero + 1) * d];
+    for (i, &step) in steps.iter().enumerate() {
+        let row = &means[i * d..(i + 1) * d];
+        let drift = row
+            .iter()
+            .zip(base)
+            .map(|(a, b)| (a - b) / normaliser)
+            .collect();
+        out.insert((run.clone(), step as u64), drift);
+    }
+    Ok(())
+}
+
 /// Gather everything under `dir`. `label` None: the free-form EM rate where every joined
 /// checkpoint has one, else the proxy increase.
 pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorData> {
@@ -114,12 +174,21 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
     let mut norm: BTreeMap<Key, f64> = BTreeMap::new();
     let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut pca = None;
+    let mut activation: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for path in &files {
         let kind = tables::table_kind(path)?.unwrap_or_default();
         match kind.as_str() {
             EM_SUMMARY => read_em(path, &mut em)?,
             "drift" => {
-                for (run, series) in drift::table::read_drift(path)? {
+                let runs = drift::table::read_drift(path)?;
+                let means = path.with_file_name(PROMPT_MEANS);
+                // Prompt means belong to the one run a drift directory holds.
+                if let (Some((run, series)), true) = (runs.first(), means.exists())
+                    && runs.iter().all(|(r, _)| r == run)
+                {
+                    read_activation_drift(&means, run, series.normaliser, &mut activation)?;
+                }
+                for (run, series) in runs {
                     columns.insert(series.feature_set.clone(), series.feature_names.clone());
                     for p in &series.points {
                         let key = (run.clone(), p.step);
@@ -187,6 +256,7 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
                 name: name.clone(),
                 columns: columns[name].clone(),
                 rows,
+                reduction: None,
             }),
             None => {
                 tracing::warn!(feature_set = %name, "not measured at every labelled checkpoint; left out")
@@ -197,7 +267,27 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
         name: "activation_norm".into(),
         columns: vec!["activation_norm_drift".into()],
         rows: keys.iter().map(|k| vec![norm[*k]]).collect(),
+        reduction: None,
     });
+    // PCA-7 and PLS-7 on the raw activation drift, where every run has its prompt means.
+    let raw: Option<Vec<Vec<f64>>> = keys.iter().map(|k| activation.get(*k).cloned()).collect();
+    match raw {
+        Some(rows) if !rows.is_empty() => {
+            let columns: Vec<String> = (0..rows[0].len()).map(|i| format!("h{i}")).collect();
+            for (name, reduction) in [("pca7", Reduction::Pca(7)), ("pls7", Reduction::Pls(7))] {
+                feature_sets.push(FeatureSet {
+                    name: name.into(),
+                    columns: columns.clone(),
+                    rows: rows.clone(),
+                    reduction: Some(reduction),
+                });
+            }
+        }
+        _ if !activation.is_empty() => {
+            tracing::warn!("prompt means missing for some runs: PCA-7 and PLS-7 left out");
+        }
+        _ => {}
+    }
     if let (Some(pca), Some(alignment)) = (pca, feature_sets.iter().find(|f| f.name == "alignment"))
     {
         if pca.feature_names != alignment.columns {
@@ -216,11 +306,13 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
             name: "pc1_abs".into(),
             columns: vec!["abs_pc1".into()],
             rows: signed.iter().map(|v| vec![v.abs()]).collect(),
+            reduction: None,
         });
         feature_sets.push(FeatureSet {
             name: "pc1_signed".into(),
             columns: vec!["pc1".into()],
             rows: signed.iter().map(|v| vec![*v]).collect(),
+            reduction: None,
         });
     }
     tracing::info!(

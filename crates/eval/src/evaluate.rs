@@ -6,7 +6,7 @@ use crate::bootstrap::{cluster_bootstrap, cluster_ids};
 use crate::dataset::MonitorData;
 use crate::folds::Fold;
 use crate::metrics::{Metrics, metrics};
-use crate::monitor::{Prediction, Regressor, predict_folds};
+use crate::monitor::{Prediction, Regressor, predict_folds_reduced};
 use serde::Serialize;
 
 /// A 95% interval.
@@ -60,7 +60,7 @@ pub fn evaluate(
     let mut rows = Vec::new();
     for fs in &data.feature_sets {
         for regressor in regressors {
-            let preds = predict_folds(cps, &fs.rows, folds, regressor)?;
+            let preds = predict_folds_reduced(cps, &fs.rows, fs.reduction, folds, regressor)?;
             let mut scopes: Vec<(String, Vec<Prediction>)> = models
                 .iter()
                 .map(|m| {

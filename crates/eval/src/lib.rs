@@ -24,6 +24,7 @@ pub mod folds;
 pub mod linear;
 pub mod metrics;
 pub mod monitor;
+pub mod reduction;
 pub mod report;
 pub mod tree;
 

@@ -6,6 +6,7 @@ use crate::ensemble::{BoostingParams, ForestParams, GradientBoosting, RandomFore
 use crate::folds::{Checkpoint, Fold};
 use crate::linear::Ridge;
 use crate::metrics::{Metrics, metrics};
+use crate::reduction::{Projection, Reduction};
 use crate::{EvalError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,18 @@ pub fn predict_folds(
     folds: &[Fold],
     regressor: &Regressor,
 ) -> Result<Vec<Prediction>> {
+    predict_folds_reduced(checkpoints, features, None, folds, regressor)
+}
+
+/// As [`predict_folds`], first reducing the raw rows with `reduction` fit on each fold's
+/// training rows (and targets) only.
+pub fn predict_folds_reduced(
+    checkpoints: &[Checkpoint],
+    features: &[Vec<f64>],
+    reduction: Option<Reduction>,
+    folds: &[Fold],
+    regressor: &Regressor,
+) -> Result<Vec<Prediction>> {
     if features.len() != checkpoints.len() {
         return Err(EvalError::Input(format!(
             "{} feature rows for {} checkpoints",
@@ -93,9 +106,14 @@ pub fn predict_folds(
     let mut out = Vec::new();
     for (f, fold) in folds.iter().enumerate() {
         fold.check(checkpoints)?;
-        let x: Vec<Vec<f64>> = fold.train.iter().map(|&i| features[i].clone()).collect();
+        let mut x: Vec<Vec<f64>> = fold.train.iter().map(|&i| features[i].clone()).collect();
         let y: Vec<f64> = fold.train.iter().map(|&i| checkpoints[i].target).collect();
-        let xt: Vec<Vec<f64>> = fold.test.iter().map(|&i| features[i].clone()).collect();
+        let mut xt: Vec<Vec<f64>> = fold.test.iter().map(|&i| features[i].clone()).collect();
+        if let Some(r) = reduction {
+            let projection = Projection::fit(r, &x, &y)?;
+            x = x.iter().map(|row| projection.apply(row)).collect();
+            xt = xt.iter().map(|row| projection.apply(row)).collect();
+        }
         let pred = regressor.fit_predict(&x, &y, &xt)?;
         out.extend(fold.test.iter().zip(pred).map(|(&i, p)| Prediction {
             checkpoint: i,

@@ -130,9 +130,34 @@ fn planted_results(dir: &Path) {
                     &steps,
                     &rates,
                 );
+                // Prompt means (d = 16): the same signal hidden in activation space.
+                let d = 16;
+                let mut means = Vec::new();
+                for &step in &steps {
+                    let t = step as f64 / 60.0;
+                    for j in 0..d {
+                        let along = if bad { danger[j % 7] } else { benign[j % 7] };
+                        let v = 5.0 + 2.0 * t * along + 0.02 * rng.next();
+                        means.extend((v as f32).to_le_bytes());
+                    }
+                }
+                let step_bytes: Vec<u8> = steps
+                    .iter()
+                    .flat_map(|&s| (s as f32).to_le_bytes())
+                    .collect();
+                let views = vec![
+                    ("prompt_mean", f32_view(vec![steps.len(), d], &means)),
+                    ("steps", f32_view(vec![steps.len()], &step_bytes)),
+                ];
+                let bytes = safetensors::serialize(views, None).unwrap();
+                std::fs::write(run.join("prompt_mean.safetensors"), bytes).unwrap();
             }
         }
     }
+}
+
+fn f32_view(shape: Vec<usize>, data: &[u8]) -> safetensors::tensor::TensorView<'_> {
+    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, data).unwrap()
 }
 
 fn pooled_auroc(path: &Path, feature_set: &str, regressor: &str) -> f64 {
@@ -194,6 +219,11 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
         good > 0.9 && good > bad + 0.2,
         "alignment {good} vs semantic {bad}"
     );
+    // The activation baselines, fit inside each fold, see the hidden signal too.
+    for fs in ["pca7", "pls7"] {
+        let a = pooled_auroc(&metrics, fs, "ridge");
+        assert!(a > 0.8, "{fs} ridge AUROC {a}");
+    }
     for f in [
         "monitor_predictions-bad_medical.parquet",
         "monitor-bad_medical.md",
