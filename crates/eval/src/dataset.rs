@@ -105,6 +105,93 @@ fn read_em(path: &Path, out: &mut BTreeMap<Key, (Option<f64>, Option<f64>)>) -> 
     Ok(())
 }
 
+/// One checkpoint's non-activation baselines.
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    train_loss: Option<f64>,
+    lora_norm: Option<f64>,
+    lora_layers: BTreeMap<u64, f64>,
+}
+
+fn read_stats(path: &Path, out: &mut BTreeMap<Key, Stats>) -> Result<()> {
+    let table = tables::read_parquet(path, None)?;
+    for b in &table.batches {
+        let model = tables::column::<StringArray>(b, "model", path)?;
+        let perturbation = tables::column::<StringArray>(b, "perturbation", path)?;
+        let seed = tables::column::<UInt64Array>(b, "seed", path)?;
+        let step = tables::column::<UInt64Array>(b, "step", path)?;
+        let statistic = tables::column::<StringArray>(b, "statistic", path)?;
+        let index = tables::column::<UInt64Array>(b, "index", path)?;
+        let value = tables::column::<Float64Array>(b, "value", path)?;
+        for i in 0..b.num_rows() {
+            let run = RunKey {
+                model: model.value(i).into(),
+                perturbation: perturbation.value(i).into(),
+                seed: seed.value(i),
+            };
+            let entry = out.entry((run, step.value(i))).or_default();
+            let v = value.value(i);
+            match statistic.value(i) {
+                drift::table::TRAIN_LOSS => entry.train_loss = Some(v),
+                drift::table::LORA_NORM => entry.lora_norm = Some(v),
+                drift::table::LORA_NORM_LAYER => {
+                    entry.lora_layers.insert(index.value(i), v);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Training loss, LoRA norm and per-layer LoRA norms, each where every labelled checkpoint
+/// has it (a layer without an adapter, or step 0, has norm 0).
+fn stat_feature_sets(keys: &[&Key], stats: &BTreeMap<Key, Stats>) -> Vec<FeatureSet> {
+    let mut out = Vec::new();
+    let scalar = |f: fn(&Stats) -> Option<f64>| -> Option<Vec<Vec<f64>>> {
+        keys.iter()
+            .map(|k| stats.get(*k).and_then(f).map(|v| vec![v]))
+            .collect()
+    };
+    for (name, rows) in [
+        ("train_loss", scalar(|s| s.train_loss)),
+        ("lora_norm", scalar(|s| s.lora_norm)),
+    ] {
+        if let Some(rows) = rows {
+            out.push(FeatureSet {
+                name: name.into(),
+                columns: vec![name.into()],
+                rows,
+                reduction: None,
+            });
+        }
+    }
+    let layers = keys
+        .iter()
+        .filter_map(|k| stats.get(*k))
+        .filter_map(|s| s.lora_layers.keys().max())
+        .max()
+        .map(|m| m + 1);
+    if let Some(n) = layers
+        && keys.iter().all(|k| stats.contains_key(*k))
+    {
+        out.push(FeatureSet {
+            name: "lora_norm_layers".into(),
+            columns: (0..n).map(|l| format!("layer{l}")).collect(),
+            rows: keys
+                .iter()
+                .map(|k| {
+                    (0..n)
+                        .map(|l| stats[*k].lora_layers.get(&l).copied().unwrap_or(0.0))
+                        .collect()
+                })
+                .collect(),
+            reduction: None,
+        });
+    }
+    out
+}
+
 /// The prompt-mean activations `traitwatch drift` writes beside a run's drift table.
 pub const PROMPT_MEANS: &str = "prompt_mean.safetensors";
 
@@ -175,6 +262,7 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
     let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut pca = None;
     let mut activation: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    let mut stats: BTreeMap<Key, Stats> = BTreeMap::new();
     for path in &files {
         let kind = tables::table_kind(path)?.unwrap_or_default();
         match kind.as_str() {
@@ -201,6 +289,7 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
                 }
             }
             "pca" => pca = Some(drift::table::read_pca(path)?),
+            "checkpoint_stats" => read_stats(path, &mut stats)?,
             _ => {}
         }
     }
@@ -269,6 +358,7 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
         rows: keys.iter().map(|k| vec![norm[*k]]).collect(),
         reduction: None,
     });
+    feature_sets.extend(stat_feature_sets(&keys, &stats));
     // PCA-7 and PLS-7 on the raw activation drift, where every run has its prompt means.
     let raw: Option<Vec<Vec<f64>>> = keys.iter().map(|k| activation.get(*k).cloned()).collect();
     match raw {

@@ -241,3 +241,148 @@ pub fn merge<B: Backend>(mut model: Llama<B>) -> Llama<B> {
 fn placeholder_linear<B: Backend>(like: &llm::model::Linear<B>) -> llm::model::Linear<B> {
     llm::model::Linear::new(Tensor::zeros([1, 1], &like.weight.device()), None)
 }
+
+/// Frobenius norms of a PEFT adapter's weight updates `scale · B·A` (the LoRA-norm baseline,
+/// METHOD section 5): one per layer (all adapted projections of the layer together), in layer
+/// order, and over the whole adapter. Read on the host; no model needed. A directory
+/// without an adapter (step 0, full finetuning) has none.
+pub fn adapter_norms(dir: &Path) -> Result<Option<(Vec<f64>, f64)>, FinetuneError> {
+    let config_path = dir.join(ADAPTER_CONFIG);
+    if !config_path.exists() {
+        return Ok(None);
+    }
+    let config = crate::checkpoint::read_json(&config_path)?;
+    let bad = |reason: String| FinetuneError::Adapter {
+        path: config_path.clone(),
+        reason,
+    };
+    let alpha = config
+        .get("lora_alpha")
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| bad("`lora_alpha` is missing".into()))?;
+    let rslora = config
+        .get("use_rslora")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let tensors = crate::checkpoint::read_safetensors(&dir.join(ADAPTER_WEIGHTS))?;
+    let mut per_layer: Vec<f64> = Vec::new();
+    for (key, a) in tensors
+        .iter()
+        .filter(|(k, _)| k.ends_with(".lora_A.weight"))
+    {
+        let b_key = key.replace(".lora_A.weight", ".lora_B.weight");
+        let b = tensors
+            .get(&b_key)
+            .ok_or_else(|| bad(format!("{key} has no {b_key}")))?;
+        let layer: usize = key
+            .split("layers.")
+            .nth(1)
+            .and_then(|s| s.split('.').next())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(format!("no layer index in {key}")))?;
+        let (r, n_in, n_out) = (a.shape[0], a.shape[1], b.shape[0]);
+        if b.shape != [n_out, r] {
+            return Err(bad(format!(
+                "{b_key} has shape {:?}, expected [_, {r}]",
+                b.shape
+            )));
+        }
+        let scale = if rslora {
+            alpha / (r as f64).sqrt()
+        } else {
+            alpha / r as f64
+        };
+        let (a, b) = (a.to_f32(), b.to_f32());
+        // ||B A||_F^2 = trace((B^T B)(A A^T)): two r x r Gram matrices.
+        let gram = |m: &[f32], rows: usize, cols: usize, by_rows: bool| -> Vec<f64> {
+            let mut g = vec![0.0f64; r * r];
+            for i in 0..r {
+                for j in 0..r {
+                    g[i * r + j] = if by_rows {
+                        (0..cols)
+                            .map(|c| f64::from(m[i * cols + c]) * f64::from(m[j * cols + c]))
+                            .sum()
+                    } else {
+                        (0..rows)
+                            .map(|o| f64::from(m[o * r + i]) * f64::from(m[o * r + j]))
+                            .sum()
+                    };
+                }
+            }
+            g
+        };
+        let (ga, gb) = (gram(&a, r, n_in, true), gram(&b, n_out, r, false));
+        let sq: f64 = (0..r)
+            .flat_map(|i| (0..r).map(move |j| (i, j)))
+            .map(|(i, j)| gb[i * r + j] * ga[j * r + i])
+            .sum();
+        if per_layer.len() <= layer {
+            per_layer.resize(layer + 1, 0.0);
+        }
+        per_layer[layer] += scale * scale * sq.max(0.0);
+    }
+    let total = per_layer.iter().sum::<f64>().sqrt();
+    Ok(Some((
+        per_layer.into_iter().map(f64::sqrt).collect(),
+        total,
+    )))
+}
+
+#[cfg(test)]
+mod norm_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn adapter_norms_match_the_dense_update() {
+        let dir = tempfile::tempdir().unwrap();
+        // Layer 0 q_proj: A [2, 3], B [4, 2]; layer 2 v_proj: A [2, 3], B [3, 2].
+        let a0: Vec<f32> = vec![1.0, 0.0, 2.0, -1.0, 0.5, 0.0];
+        let b0: Vec<f32> = vec![1.0, 1.0, 0.0, 2.0, -1.0, 0.0, 3.0, 1.0];
+        let a2: Vec<f32> = vec![0.5; 6];
+        let b2: Vec<f32> = vec![1.0, -1.0, 2.0, 0.0, 0.0, 1.0];
+        let key = |l: usize, p: &str, ab: &str| {
+            format!("{PEFT_PREFIX}{}.lora_{ab}.weight", projection_path(l, p))
+        };
+        let tensors = BTreeMap::from([
+            (
+                key(0, "q_proj", "A"),
+                HostTensor::f32(vec![2, 3], a0.clone()),
+            ),
+            (
+                key(0, "q_proj", "B"),
+                HostTensor::f32(vec![4, 2], b0.clone()),
+            ),
+            (
+                key(2, "v_proj", "A"),
+                HostTensor::f32(vec![2, 3], a2.clone()),
+            ),
+            (
+                key(2, "v_proj", "B"),
+                HostTensor::f32(vec![3, 2], b2.clone()),
+            ),
+        ]);
+        crate::checkpoint::write_safetensors(&dir.path().join(ADAPTER_WEIGHTS), &tensors, None)
+            .unwrap();
+        let config = serde_json::json!({"peft_type": "LORA", "r": 2, "lora_alpha": 4.0});
+        crate::checkpoint::write_json(&dir.path().join(ADAPTER_CONFIG), &config).unwrap();
+        let dense = |b: &[f32], a: &[f32], out: usize| -> f64 {
+            let mut sq = 0.0;
+            for o in 0..out {
+                for i in 0..3 {
+                    let v: f64 = (0..2)
+                        .map(|k| f64::from(b[o * 2 + k]) * f64::from(a[k * 3 + i]))
+                        .sum();
+                    sq += (2.0 * v).powi(2); // scale alpha / r = 2
+                }
+            }
+            sq.sqrt()
+        };
+        let (layers, total) = adapter_norms(dir.path()).unwrap().unwrap();
+        let (l0, l2) = (dense(&b0, &a0, 4), dense(&b2, &a2, 3));
+        assert_eq!(layers.len(), 3);
+        assert!((layers[0] - l0).abs() < 1e-9 && layers[1] == 0.0 && (layers[2] - l2).abs() < 1e-9);
+        assert!((total - (l0 * l0 + l2 * l2).sqrt()).abs() < 1e-9);
+        assert!(adapter_norms(&dir.path().join("none")).unwrap().is_none());
+    }
+}

@@ -149,6 +149,24 @@ fn planted_results(dir: &Path) {
                     ("prompt_mean", f32_view(vec![steps.len(), d], &means)),
                     ("steps", f32_view(vec![steps.len()], &step_bytes)),
                 ];
+                // Baselines: the loss falls and the adapter grows alike in every run.
+                let stats: Vec<drift::table::StatRow> = steps
+                    .iter()
+                    .flat_map(|&step| {
+                        let t = step as f64 / 60.0;
+                        [
+                            (step, drift::table::TRAIN_LOSS, 0, 2.0 - t),
+                            (step, drift::table::LORA_NORM, 0, t),
+                            (step, drift::table::LORA_NORM_LAYER, 1, t),
+                        ]
+                    })
+                    .collect();
+                drift::table::write_checkpoint_stats(
+                    &run.join("checkpoint_stats.parquet"),
+                    &key,
+                    &stats,
+                )
+                .unwrap();
                 let bytes = safetensors::serialize(views, None).unwrap();
                 std::fs::write(run.join("prompt_mean.safetensors"), bytes).unwrap();
             }
@@ -253,7 +271,14 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
     let metrics = dir
         .path()
         .join("monitor/monitor_metrics-held_out_types.parquet");
-    assert!(pooled_auroc(&metrics, "alignment", "random_forest") > 0.9);
+    let good = pooled_auroc(&metrics, "alignment", "random_forest");
+    assert!(good > 0.9);
+    // Loss and adapter norm grow alike in dangerous and benign runs: with a benign type
+    // among the held-out ones, time alone cannot tell them apart, as planted.
+    for fs in ["train_loss", "lora_norm", "lora_norm_layers"] {
+        let a = pooled_auroc(&metrics, fs, "random_forest");
+        assert!(a < good - 0.1, "{fs} AUROC {a} vs alignment {good}");
+    }
 }
 
 #[test]

@@ -368,6 +368,10 @@ fn drift_of_a_known_weight_change_is_as_computed() {
     for (got, want) in handmade.points[1].drift.iter().zip(expected) {
         assert!((got - want).abs() < 1e-5, "drift {got} expected {want}");
     }
+    // Baseline stats beside it: no train log and no adapter (full finetuning), so one
+    // zero LoRA norm per checkpoint and no loss.
+    let stats = tables::read_parquet(&out.join("checkpoint_stats.parquet"), None).unwrap();
+    assert_eq!(stats.num_rows(), 2);
     // Measured again, everything comes from the per-checkpoint cache and agrees.
     let o = measure_drift();
     assert!(o.status.success(), "{}", stderr(&o));

@@ -14,11 +14,15 @@
 
 mod drift;
 mod pc1;
+mod stats;
 
 pub use drift::{DRIFT_TABLE, read_drift, write_drift};
 pub use pc1::{
     NULL_DRAWS_KEY, NULL_MEAN_SHARE_KEY, NULL_P95_SHARE_KEY, PC1_STABILITY_TABLE, PC1_TABLE,
     PCA_TABLE, PcaTable, WHITENED_SHARE_KEY, read_pca, write_pc1, write_pc1_stability, write_pca,
+};
+pub use stats::{
+    CHECKPOINT_STATS_TABLE, LORA_NORM, LORA_NORM_LAYER, StatRow, TRAIN_LOSS, write_checkpoint_stats,
 };
 
 use crate::Result;

@@ -239,12 +239,18 @@ impl BackendJob for Args {
         ]);
         drift::table::write_drift(&self.out.join("drift.parquet"), &series, &meta)?;
         write_prompt_means(&self.out.join("prompt_mean.safetensors"), &summaries)?;
+        let log = finetune::log::read_log(&self.run.join(finetune::checkpoint::TRAIN_LOG))
+            .unwrap_or_default();
+        write_baseline_stats(
+            &self.out.join("checkpoint_stats.parquet"),
+            &key,
+            &checkpoints,
+            &log,
+        )?;
 
         // 3. Overhead: measurement seconds per checkpoint vs training seconds between them.
         let measured: Vec<f64> = summaries.iter().map(|c| c.seconds).collect();
         let per_checkpoint = measured.iter().sum::<f64>() / measured.len().max(1) as f64;
-        let log = finetune::log::read_log(&self.run.join(finetune::checkpoint::TRAIN_LOG))
-            .unwrap_or_default();
         let train_seconds = log.iter().map(|r| r.seconds).sum::<f64>();
         let intervals = checkpoints.len().saturating_sub(1).max(1) as f64;
         // Per step too, so the overhead at any checkpoint schedule can be worked out.
@@ -275,6 +281,39 @@ impl BackendJob for Args {
         );
         Ok(())
     }
+}
+
+/// The non-activation baselines per checkpoint: the training loss *at* the checkpoint (the
+/// loss logged at step t + 1, computed on exactly the checkpoint's weights; the last
+/// checkpoint, with no later step, takes its own step's loss) and the LoRA update norms.
+fn write_baseline_stats(
+    path: &Path,
+    key: &RunKey,
+    checkpoints: &[(usize, PathBuf)],
+    log: &[finetune::log::LogRow],
+) -> Result<()> {
+    use drift::table::{LORA_NORM, LORA_NORM_LAYER, TRAIN_LOSS};
+    let mut rows: Vec<drift::table::StatRow> = Vec::new();
+    for (step, dir) in checkpoints {
+        let step = *step;
+        let loss = log
+            .iter()
+            .find(|r| r.step == step + 1)
+            .or_else(|| log.iter().find(|r| r.step == step));
+        if let Some(r) = loss {
+            rows.push((step as u64, TRAIN_LOSS, 0, r.loss));
+        }
+        let norms = finetune::lora::adapter_norms(dir)?;
+        let (layers, total) = norms.unwrap_or_default();
+        rows.push((step as u64, LORA_NORM, 0, total));
+        rows.extend(
+            layers
+                .iter()
+                .enumerate()
+                .map(|(l, v)| (step as u64, LORA_NORM_LAYER, l as u64, *v)),
+        );
+    }
+    Ok(drift::table::write_checkpoint_stats(path, key, &rows)?)
 }
 
 fn write_prompt_means(path: &Path, summaries: &[CachedSummary]) -> Result<()> {
