@@ -80,3 +80,80 @@ mod tests {
         assert_eq!(step_features(0.5, 10), vec![50.0, 10.0, 5.0]);
     }
 }
+
+/// One checkpoint's alarm probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlarmRow {
+    /// Index of the checkpoint.
+    pub checkpoint: usize,
+    pub probability: f64,
+    /// Which training pool scored it: `held_out` or `anchor_fold_<seed>`.
+    pub fold: String,
+}
+
+/// METHOD section 7 over a data set: per model, the training pool is its calibration
+/// checkpoints plus the benign `anchor` runs. Held-out checkpoints are scored by the alarm
+/// fit on the whole pool; each anchor seed's checkpoints by the alarm fit without that seed
+/// (folds by anchor seed). `abs_pc1[i]` is checkpoint `i`'s |PC1|.
+pub fn step_alarm(
+    checkpoints: &[crate::Checkpoint],
+    abs_pc1: &[f64],
+    calibration: &[&str],
+    held_out: &[&str],
+    anchor: Option<&str>,
+    tau: f64,
+) -> Result<Vec<AlarmRow>> {
+    let mut models: Vec<&str> = checkpoints.iter().map(|c| c.model.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    let mut out = Vec::new();
+    for model in models {
+        let of = |pred: &dyn Fn(&crate::Checkpoint) -> bool| -> Vec<usize> {
+            (0..checkpoints.len())
+                .filter(|&i| checkpoints[i].model == model && pred(&checkpoints[i]))
+                .collect()
+        };
+        let calib = of(&|c| calibration.contains(&c.perturbation.as_str()));
+        let anchors = of(&|c| Some(c.perturbation.as_str()) == anchor);
+        let targets = of(&|c| held_out.contains(&c.perturbation.as_str()));
+        let fit = |train: &[usize]| -> Result<StepAlarm> {
+            let points: Vec<(f64, u64)> = train
+                .iter()
+                .map(|&i| (abs_pc1[i], checkpoints[i].step))
+                .collect();
+            let labels: Vec<bool> = train.iter().map(|&i| checkpoints[i].target > tau).collect();
+            StepAlarm::fit(&points, &labels, 1.0)
+        };
+        if calib.is_empty() {
+            continue;
+        }
+        let pool: Vec<usize> = calib.iter().chain(&anchors).copied().collect();
+        let alarm = fit(&pool)?;
+        for &i in &targets {
+            out.push(AlarmRow {
+                checkpoint: i,
+                probability: alarm.probability(abs_pc1[i], checkpoints[i].step),
+                fold: "held_out".into(),
+            });
+        }
+        let mut seeds: Vec<u64> = anchors.iter().map(|&i| checkpoints[i].seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        for seed in seeds {
+            let train: Vec<usize> = pool
+                .iter()
+                .copied()
+                .filter(|&i| !(anchors.contains(&i) && checkpoints[i].seed == seed))
+                .collect();
+            let alarm = fit(&train)?;
+            for &i in anchors.iter().filter(|&&i| checkpoints[i].seed == seed) {
+                out.push(AlarmRow {
+                    checkpoint: i,
+                    probability: alarm.probability(abs_pc1[i], checkpoints[i].step),
+                    fold: format!("anchor_fold_{seed}"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

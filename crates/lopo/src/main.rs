@@ -22,6 +22,8 @@ use eval::{CALIBRATION, EvalSettings, HELD_OUT, LabelSource, Regressor, evaluate
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod step_alarm;
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Label {
     /// The free-form EM rate (paper protocol).
@@ -48,6 +50,13 @@ struct Args {
     /// Train on all calibration perturbations, score the held-out types (headline).
     #[arg(long)]
     held_out_types: bool,
+    /// The step-aware alarm (METHOD section 7) on |PC1|, step and their ratio: trained per
+    /// model on calibration (plus --anchor runs), scored on the held-out types.
+    #[arg(long, conflicts_with_all = ["held_out", "all", "held_out_types"])]
+    step_alarm: bool,
+    /// A benign anchor perturbation added to the step alarm's training pool (folds by seed).
+    #[arg(long, requires = "step_alarm")]
+    anchor: Option<String>,
     /// Alarm threshold on the EM target.
     #[arg(long, default_value_t = 0.05)]
     tau: f64,
@@ -103,6 +112,14 @@ fn main() -> Result<()> {
         data.feature_sets
             .retain(|f| args.feature_sets.contains(&f.name));
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.results.join("monitor"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    if args.step_alarm {
+        return step_alarm::report(&data, args.anchor.as_deref(), args.tau, &out);
+    }
     let (split, folds) = if let Some(held) = &args.held_out {
         if !CALIBRATION.contains(&held.as_str()) {
             bail!(
@@ -128,7 +145,9 @@ fn main() -> Result<()> {
             eval::held_out_folds(&data.checkpoints, &CALIBRATION, &HELD_OUT)?,
         )
     } else {
-        bail!("choose a split: --held-out <perturbation>, --all, or --held-out-types");
+        bail!(
+            "choose a split: --held-out <perturbation>, --all, --held-out-types, or --step-alarm"
+        );
     };
     if folds.is_empty() {
         let found: std::collections::BTreeSet<&str> = data
@@ -149,8 +168,6 @@ fn main() -> Result<()> {
     };
     let (cells, predictions) = evaluate(&data, &folds, &Regressor::paper_set(), settings, &split)?;
 
-    let out = args.out.unwrap_or_else(|| args.results.join("monitor"));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let meta = BTreeMap::from([
         ("monitor.split".to_string(), split.clone()),
         ("monitor.tau".to_string(), args.tau.to_string()),

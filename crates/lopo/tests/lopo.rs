@@ -282,6 +282,49 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
 }
 
 #[test]
+fn the_step_alarm_fires_on_dangerous_held_out_runs_and_needs_a_frozen_pc1() {
+    let dir = tempfile::tempdir().unwrap();
+    planted_results(dir.path());
+    let results = dir.path().to_str().unwrap();
+    let o = lopo(&["--results", results, "--step-alarm"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("traitwatch pca"));
+
+    // Freeze a PC1 along the dangerous direction.
+    let danger = [0.6f64, -0.3, 0.5, 0.4, 0.2, -0.2, 0.25];
+    let norm = danger.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let pca = drift::Pca {
+        mean: vec![0.0; 7],
+        components: vec![danger.iter().map(|v| v / norm).collect()],
+        explained_variance: vec![1.0],
+        explained_variance_ratio: vec![1.0],
+        singular_values: vec![1.0],
+        n_samples: 16,
+    };
+    let names: Vec<String> = (0..7).map(|i| format!("trait{i}")).collect();
+    drift::table::write_pca(
+        &dir.path().join("pca/pca.parquet"),
+        &names,
+        &pca,
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let o = lopo(&["--results", results, "--step-alarm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // Benign held-out runs never fire; dangerous ones do.
+    for line in text.lines().filter(|l| l.contains("| number_sequence |")) {
+        assert!(line.ends_with("| - | 0 |"), "{line}");
+    }
+    let fired = text
+        .lines()
+        .filter(|l| l.contains("| risky_financial |") && !l.contains("| - | 0 |"))
+        .count();
+    assert_eq!(fired, 4, "both models x both seeds fire\n{text}");
+    assert!(dir.path().join("monitor/step_alarm.parquet").exists());
+}
+
+#[test]
 fn bad_requests_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     planted_results(dir.path());
