@@ -69,30 +69,37 @@ fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 type Key = (RunKey, u64);
 
+/// The (run, step) of every row of a per-checkpoint table's batch.
+fn checkpoint_keys(b: &tables::arrow::array::RecordBatch, path: &Path) -> Result<Vec<Key>> {
+    let model = tables::column::<StringArray>(b, "model", path)?;
+    let perturbation = tables::column::<StringArray>(b, "perturbation", path)?;
+    let seed = tables::column::<UInt64Array>(b, "seed", path)?;
+    let step = tables::column::<UInt64Array>(b, "step", path)?;
+    Ok((0..b.num_rows())
+        .map(|i| {
+            let run = RunKey {
+                model: model.value(i).into(),
+                perturbation: perturbation.value(i).into(),
+                seed: seed.value(i),
+            };
+            (run, step.value(i))
+        })
+        .collect())
+}
+
 /// EM targets per checkpoint from one `em_summary` table: (EM rate, proxy increase).
 fn read_em(path: &Path, out: &mut BTreeMap<Key, (Option<f64>, Option<f64>)>) -> Result<()> {
     let table = tables::read_parquet(path, None)?;
     for b in &table.batches {
-        let model = tables::column::<StringArray>(b, "model", path)?;
-        let perturbation = tables::column::<StringArray>(b, "perturbation", path)?;
-        let seed = tables::column::<UInt64Array>(b, "seed", path)?;
-        let step = tables::column::<UInt64Array>(b, "step", path)?;
+        let keys = checkpoint_keys(b, path)?;
         let statistic = tables::column::<StringArray>(b, "statistic", path)?;
         let group = tables::column::<StringArray>(b, "group", path)?;
         let rate = tables::column::<Float64Array>(b, "rate", path)?;
         let delta = tables::column::<Float64Array>(b, "delta_from_step0", path)?;
-        for i in 0..b.num_rows() {
+        for (i, key) in keys.into_iter().enumerate() {
             if group.value(i) != "all" {
                 continue;
             }
-            let key = (
-                RunKey {
-                    model: model.value(i).into(),
-                    perturbation: perturbation.value(i).into(),
-                    seed: seed.value(i),
-                },
-                step.value(i),
-            );
             let entry = out.entry(key).or_default();
             let finite = |v: f64| v.is_finite().then_some(v);
             match statistic.value(i) {
@@ -116,20 +123,12 @@ struct Stats {
 fn read_stats(path: &Path, out: &mut BTreeMap<Key, Stats>) -> Result<()> {
     let table = tables::read_parquet(path, None)?;
     for b in &table.batches {
-        let model = tables::column::<StringArray>(b, "model", path)?;
-        let perturbation = tables::column::<StringArray>(b, "perturbation", path)?;
-        let seed = tables::column::<UInt64Array>(b, "seed", path)?;
-        let step = tables::column::<UInt64Array>(b, "step", path)?;
+        let keys = checkpoint_keys(b, path)?;
         let statistic = tables::column::<StringArray>(b, "statistic", path)?;
         let index = tables::column::<UInt64Array>(b, "index", path)?;
         let value = tables::column::<Float64Array>(b, "value", path)?;
-        for i in 0..b.num_rows() {
-            let run = RunKey {
-                model: model.value(i).into(),
-                perturbation: perturbation.value(i).into(),
-                seed: seed.value(i),
-            };
-            let entry = out.entry((run, step.value(i))).or_default();
+        for (i, key) in keys.into_iter().enumerate() {
+            let entry = out.entry(key).or_default();
             let v = value.value(i);
             match statistic.value(i) {
                 drift::table::TRAIN_LOSS => entry.train_loss = Some(v),

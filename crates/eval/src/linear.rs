@@ -5,7 +5,8 @@
 use crate::{EvalError, Result};
 use nalgebra::{DMatrix, DVector};
 
-fn matrix(x: &[Vec<f64>]) -> Result<DMatrix<f64>> {
+/// Rows as a matrix; empty input or ragged rows are errors.
+pub(crate) fn matrix(x: &[Vec<f64>]) -> Result<DMatrix<f64>> {
     let d = x.first().map_or(0, Vec::len);
     if x.is_empty() || d == 0 || x.iter().any(|r| r.len() != d) {
         return Err(EvalError::Input(
@@ -72,7 +73,7 @@ impl Ridge {
             .map(|c| c.solve(&rhs))
             .or_else(|| gram.lu().solve(&rhs))
             .ok_or_else(|| EvalError::Input("ridge system is singular (alpha = 0?)".into()))?;
-        let intercept = y_mean - w.iter().zip(&x_mean).map(|(a, b)| a * b).sum::<f64>();
+        let intercept = y_mean - dot(w.as_slice(), &x_mean);
         Ok(Self {
             weights: w.iter().copied().collect(),
             intercept,
@@ -80,13 +81,7 @@ impl Ridge {
     }
 
     pub fn predict(&self, row: &[f64]) -> f64 {
-        self.intercept
-            + self
-                .weights
-                .iter()
-                .zip(row)
-                .map(|(w, v)| w * v)
-                .sum::<f64>()
+        self.intercept + dot(&self.weights, row)
     }
 }
 
@@ -96,6 +91,11 @@ impl Ridge {
 pub struct Logistic {
     pub weights: Vec<f64>,
     pub intercept: f64,
+}
+
+/// `w · row`.
+fn dot(w: &[f64], row: &[f64]) -> f64 {
+    w.iter().zip(row).map(|(a, b)| a * b).sum()
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -140,15 +140,7 @@ impl Logistic {
     }
 
     pub fn probability(&self, row: &[f64]) -> f64 {
-        sigmoid(
-            self.intercept
-                + self
-                    .weights
-                    .iter()
-                    .zip(row)
-                    .map(|(w, v)| w * v)
-                    .sum::<f64>(),
-        )
+        sigmoid(self.intercept + dot(&self.weights, row))
     }
 }
 

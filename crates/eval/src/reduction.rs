@@ -2,6 +2,7 @@
 //! PLS-7 per model, **fit on the training rows of each fold only** and applied to its test
 //! rows, so no held-out checkpoint shapes the basis it is scored in.
 
+use crate::linear::matrix;
 use crate::{EvalError, Result};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -20,16 +21,6 @@ pub enum Reduction {
 pub struct Projection {
     mean: DVector<f64>,
     rotation: DMatrix<f64>,
-}
-
-fn matrix(rows: &[Vec<f64>]) -> Result<DMatrix<f64>> {
-    let d = rows.first().map_or(0, Vec::len);
-    if rows.is_empty() || d == 0 || rows.iter().any(|r| r.len() != d) {
-        return Err(EvalError::Input(
-            "reduction needs rows of equal, non-zero length".into(),
-        ));
-    }
-    Ok(DMatrix::from_fn(rows.len(), d, |i, j| rows[i][j]))
 }
 
 fn centred(rows: &[Vec<f64>]) -> Result<(DMatrix<f64>, DVector<f64>)> {

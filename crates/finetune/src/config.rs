@@ -301,12 +301,7 @@ impl FinetuneConfig {
 
     /// The LoRA scale `alpha / r` (or `alpha / sqrt(r)` with rsLoRA).
     pub fn lora_scale(&self) -> f64 {
-        let r = self.lora.rank as f64;
-        if self.lora.rslora {
-            self.lora.alpha / r.sqrt()
-        } else {
-            self.lora.alpha / r
-        }
+        crate::lora::lora_scale(self.lora.alpha, self.lora.rank, self.lora.rslora)
     }
 
     /// Impossible settings, reported before any compute.

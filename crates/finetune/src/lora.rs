@@ -161,14 +161,7 @@ pub fn load_peft<B: Backend>(model: Llama<B>, dir: &Path) -> Result<Llama<B>, Fi
     if config.get("use_dora").and_then(|v| v.as_bool()) == Some(true) {
         return Err(bad("DoRA adapters are not supported".into()));
     }
-    let alpha = config
-        .get("lora_alpha")
-        .and_then(|v| v.as_f64())
-        .ok_or_else(|| bad("`lora_alpha` is missing".into()))?;
-    let rslora = config
-        .get("use_rslora")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let (alpha, rslora) = alpha_and_rslora(&config).map_err(bad)?;
     let tensors = crate::checkpoint::read_safetensors(&dir.join(ADAPTER_WEIGHTS))?;
     let mut model = model.no_grad();
     let device = model.device();
@@ -196,11 +189,7 @@ pub fn load_peft<B: Backend>(model: Llama<B>, dir: &Path) -> Result<Llama<B>, Fi
                     lin.in_features()
                 )));
             }
-            let scale = if rslora {
-                alpha / (r as f64).sqrt()
-            } else {
-                alpha / r as f64
-            };
+            let scale = lora_scale(alpha, r, rslora);
             lin.lora = Some(LoraAdapter {
                 a: Param::from_tensor(host_to_tensor(a.clone(), &device)),
                 b: Param::from_tensor(host_to_tensor(b.clone(), &device)),
@@ -222,6 +211,28 @@ pub fn load_peft<B: Backend>(model: Llama<B>, dir: &Path) -> Result<Llama<B>, Fi
     }
     tracing::debug!(adapters = attached, dir = %dir.display(), "adapter loaded");
     Ok(model)
+}
+
+/// `lora_alpha` and `use_rslora` of a PEFT adapter config.
+fn alpha_and_rslora(config: &serde_json::Value) -> Result<(f64, bool), String> {
+    let alpha = config
+        .get("lora_alpha")
+        .and_then(|v| v.as_f64())
+        .ok_or("`lora_alpha` is missing")?;
+    let rslora = config
+        .get("use_rslora")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    Ok((alpha, rslora))
+}
+
+/// The factor on `B·A`: `alpha / r`, or `alpha / sqrt(r)` for rsLoRA.
+pub(crate) fn lora_scale(alpha: f64, r: usize, rslora: bool) -> f64 {
+    if rslora {
+        alpha / (r as f64).sqrt()
+    } else {
+        alpha / r as f64
+    }
 }
 
 /// Fold every adapter into its base weight (`traitwatch merge`).
@@ -256,14 +267,7 @@ pub fn adapter_norms(dir: &Path) -> Result<Option<(Vec<f64>, f64)>, FinetuneErro
         path: config_path.clone(),
         reason,
     };
-    let alpha = config
-        .get("lora_alpha")
-        .and_then(|v| v.as_f64())
-        .ok_or_else(|| bad("`lora_alpha` is missing".into()))?;
-    let rslora = config
-        .get("use_rslora")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let (alpha, rslora) = alpha_and_rslora(&config).map_err(bad)?;
     let tensors = crate::checkpoint::read_safetensors(&dir.join(ADAPTER_WEIGHTS))?;
     let mut per_layer: Vec<f64> = Vec::new();
     for (key, a) in tensors
@@ -287,11 +291,7 @@ pub fn adapter_norms(dir: &Path) -> Result<Option<(Vec<f64>, f64)>, FinetuneErro
                 b.shape
             )));
         }
-        let scale = if rslora {
-            alpha / (r as f64).sqrt()
-        } else {
-            alpha / r as f64
-        };
+        let scale = lora_scale(alpha, r, rslora);
         let (a, b) = (a.to_f32(), b.to_f32());
         // ||B A||_F^2 = trace((B^T B)(A A^T)): two r x r Gram matrices.
         let gram = |m: &[f32], rows: usize, cols: usize, by_rows: bool| -> Vec<f64> {

@@ -51,14 +51,11 @@ impl CheckpointArgs {
                 if list.is_empty() {
                     bail!("{} has no checkpoints", run.display());
                 }
-                let key = RunKey {
-                    model: self
-                        .model_label
-                        .clone()
-                        .unwrap_or_else(|| model_ref.clone()),
-                    perturbation: self.perturbation.clone().unwrap_or(info.name),
-                    seed: info.seed,
-                };
+                let key = info.key(
+                    self.model_label.as_deref(),
+                    self.perturbation.as_deref(),
+                    &model_ref,
+                );
                 Ok(Checkpoints {
                     model_ref,
                     list,

@@ -221,14 +221,11 @@ impl BackendJob for Args {
                 seed,
             )?));
         }
-        let key = RunKey {
-            model: self
-                .model_label
-                .clone()
-                .unwrap_or_else(|| model_ref.clone()),
-            perturbation: self.perturbation.clone().unwrap_or(info.name),
-            seed: info.seed,
-        };
+        let key = info.key(
+            self.model_label.as_deref(),
+            self.perturbation.as_deref(),
+            &model_ref,
+        );
         let mut series = Vec::new();
         for map in &maps {
             series.push((key.clone(), drift_series(&points, map.as_ref())?));

@@ -44,6 +44,23 @@ impl RunInfo {
     }
 }
 
+impl RunInfo {
+    /// The run's table labels: `--model-label` (default: the model reference) and
+    /// `--perturbation` (default: the run directory's name), with the training seed.
+    pub fn key(
+        &self,
+        model_label: Option<&str>,
+        perturbation: Option<&str>,
+        model_ref: &str,
+    ) -> tables::RunKey {
+        tables::RunKey {
+            model: model_label.unwrap_or(model_ref).to_string(),
+            perturbation: perturbation.unwrap_or(&self.name).to_string(),
+            seed: self.seed,
+        }
+    }
+}
+
 /// Load a model reference (preset, .gguf, HF directory) with a progress message.
 pub fn load_model<B: Backend>(reference: &str, device: &B::Device) -> Result<LoadedModel<B>> {
     llm::load(reference, device).with_context(|| format!("loading model `{reference}`"))
