@@ -62,6 +62,8 @@ enum Command {
     /// The paper's EM protocol: free-form answers judged by a model over an
     /// OpenAI-compatible HTTP API (EM rate).
     EmFreeform(commands::em_freeform::Args),
+    /// Train the sparse-autoencoder baseline on the base model's activations at l*.
+    Sae(commands::sae::Args),
     /// Fit the cluster PC1 on calibration runs' final drift; score every checkpoint.
     Pca(commands::pca::Args),
     /// List or generate the perturbation datasets.
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Drift(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Em(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::EmFreeform(args) => backend::dispatch(cli.backend, cli.precision, args),
+        Command::Sae(args) => backend::dispatch(cli.backend, cli.precision, args),
         Command::Pca(args) => commands::pca::run(args),
         Command::Datasets(cmd) => commands::datasets::run(cmd),
     };

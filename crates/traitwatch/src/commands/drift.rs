@@ -42,6 +42,9 @@ pub struct Args {
     layer: Option<usize>,
     #[arg(long, default_value = "data/traits/measurement_prompts.toml")]
     prompts: PathBuf,
+    /// A trained SAE (`traitwatch sae`): adds the `sae` feature set, its latents' drift.
+    #[arg(long)]
+    sae: Option<PathBuf>,
     /// Seeded random control bases of 7 directions.
     #[arg(long, default_value_t = 10)]
     random_bases: usize,
@@ -68,7 +71,7 @@ fn directions_file(path: &Path) -> PathBuf {
     }
 }
 
-fn layer_from_selection(path: &Path) -> Result<usize> {
+pub fn layer_from_selection(path: &Path) -> Result<usize> {
     let dir = if path.is_dir() {
         path
     } else {
@@ -220,6 +223,18 @@ impl BackendJob for Args {
                 base.d_model(),
                 seed,
             )?));
+        }
+        if let Some(path) = &self.sae {
+            let sae = drift::SparseAutoencoder::load(path)?;
+            let trained_at = sae.meta.get("layer").and_then(|l| l.parse::<usize>().ok());
+            if trained_at != Some(layer) {
+                bail!(
+                    "{} was trained at layer {:?}, but drift is measured at layer {layer}",
+                    path.display(),
+                    trained_at
+                );
+            }
+            maps.push(Box::new(sae));
         }
         let key = info.key(
             self.model_label.as_deref(),

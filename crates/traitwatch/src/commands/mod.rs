@@ -12,6 +12,7 @@ pub mod generate;
 pub mod inspect;
 pub mod pca;
 pub mod reproduce;
+pub mod sae;
 pub mod traits;
 
 use anyhow::{Context, Result};
