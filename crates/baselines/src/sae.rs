@@ -26,6 +26,8 @@ pub struct SaeConfig {
     pub steps: usize,
     pub batch_size: usize,
     pub seed: u64,
+    /// Top-k SAE: keep the k largest latents per token (None: ReLU with the L1 penalty).
+    pub top_k: Option<usize>,
 }
 
 impl Default for SaeConfig {
@@ -37,6 +39,7 @@ impl Default for SaeConfig {
             steps: 2000,
             batch_size: 512,
             seed: 0,
+            top_k: None,
         }
     }
 }
@@ -98,6 +101,12 @@ pub fn train_sae<B: AutodiffBackend>(
     progress: Option<&ProgressBar>,
 ) -> Result<(SparseAutoencoder, Vec<SaeLogRow>, SaeReport)> {
     let n = data.len().checked_div(d).unwrap_or(0);
+    if cfg.top_k.is_some_and(|k| k == 0 || k >= cfg.latents) {
+        return Err(BaselineError::Input(format!(
+            "top-k must be between 1 and the latent count - 1 ({})",
+            cfg.latents
+        )));
+    }
     if n < 2 || data.len() != n * d || cfg.latents == 0 || cfg.batch_size == 0 {
         return Err(BaselineError::Input(format!(
             "an SAE needs at least two {d}-dimensional activations and positive sizes"
@@ -148,14 +157,32 @@ pub fn train_sae<B: AutodiffBackend>(
         let be = Tensor::<B, 1>::from_inner(b_enc.clone()).require_grad();
         let wd = Tensor::<B, 2>::from_inner(w_dec.clone()).require_grad();
         let bd = Tensor::<B, 1>::from_inner(b_dec.clone()).require_grad();
-        let z = relu(
-            (x.clone() - bd.clone().unsqueeze::<2>()).matmul(we.clone())
-                + be.clone().unsqueeze::<2>(),
-        );
+        let pre = (x.clone() - bd.clone().unsqueeze::<2>()).matmul(we.clone())
+            + be.clone().unsqueeze::<2>();
+        let z = match cfg.top_k {
+            None => relu(pre),
+            Some(k) => {
+                // Keep each row's k largest pre-activations (the mask carries no gradient).
+                let inner = pre.clone().inner();
+                let threshold = inner
+                    .clone()
+                    .topk(k, 1)
+                    .narrow(1, k - 1, 1)
+                    .repeat_dim(1, m);
+                let mask = Tensor::<B, 2>::from_inner(inner.greater_equal(threshold).float());
+                relu(pre) * mask
+            }
+        };
         let xhat = z.clone().matmul(wd.clone()) + bd.clone().unsqueeze::<2>();
         let mse = (x - xhat).powi_scalar(2).sum_dim(1).mean();
         let l1 = z.clone().sum_dim(1).mean();
-        let loss = mse.clone() + l1 * cfg.l1 / d as f64;
+        // A top-k SAE is sparse by construction: no L1 term.
+        let l1_coefficient = if cfg.top_k.is_some() {
+            0.0
+        } else {
+            cfg.l1 / d as f64
+        };
+        let loss = mse.clone() + l1 * l1_coefficient;
         let grads = loss.backward();
         let missing = || BaselineError::Input("no gradient for an SAE parameter".into());
         w_enc = o_we.step(w_enc, we.grad(&grads).ok_or_else(missing)?, cfg.lr, step);
@@ -192,7 +219,8 @@ pub fn train_sae<B: AutodiffBackend>(
         host(w_dec),
         tensor_to_f32(b_dec),
         HashMap::new(),
-    )?;
+    )?
+    .with_top_k(cfg.top_k);
     let report = evaluate(&sae, &x_all, &mean, n, d);
     Ok((sae, log, report))
 }

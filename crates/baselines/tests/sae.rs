@@ -33,6 +33,7 @@ fn a_sparse_code_is_learned_and_reported() {
         steps: 800,
         batch_size: 128,
         seed: 3,
+        top_k: None,
     };
     let (sae, log, report) = train_sae::<B>(&data, d, &cfg, &Default::default(), None).unwrap();
     assert!(report.fvu < 0.1, "{report:?}");
@@ -52,6 +53,23 @@ fn a_sparse_code_is_learned_and_reported() {
     let (again, _, _) = train_sae::<B>(&data, d, &cfg, &Default::default(), None).unwrap();
     assert_eq!(again.w_enc, sae.w_enc);
     assert!(train_sae::<B>(&data[..d], d, &cfg, &Default::default(), None).is_err());
+
+    // Top-k: one latent per token at most, and still a good reconstruction of this data.
+    let top1 = SaeConfig {
+        top_k: Some(1),
+        ..cfg.clone()
+    };
+    let (sae, _, report) = train_sae::<B>(&data, d, &top1, &Default::default(), None).unwrap();
+    assert!(
+        report.mean_l0 <= 1.0 + 1e-9 && report.fvu < 0.2,
+        "{report:?}"
+    );
+    assert_eq!(sae.top_k, Some(1));
+    let bad = SaeConfig {
+        top_k: Some(16),
+        ..cfg
+    };
+    assert!(train_sae::<B>(&data, d, &bad, &Default::default(), None).is_err());
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct SparseAutoencoder {
     pub w_dec: Vec<f32>,
     /// `[d]` decoder bias (subtracted from scaled inputs before encoding).
     pub b_dec: Vec<f32>,
+    /// Top-k SAE: only the k largest latents stay active (None: plain ReLU).
+    pub top_k: Option<usize>,
     /// Free-form facts saved with the weights (layer, model, training report).
     pub meta: HashMap<String, String>,
     names: Vec<String>,
@@ -71,9 +73,16 @@ impl SparseAutoencoder {
             b_enc,
             w_dec,
             b_dec,
+            top_k: None,
             meta,
             names: (0..m).map(|j| format!("latent_{j}")).collect(),
         })
+    }
+
+    /// The same SAE keeping only the `k` largest latents of each input.
+    pub fn with_top_k(mut self, k: Option<usize>) -> Self {
+        self.top_k = k;
+        self
     }
 
     /// Latent activations of one input.
@@ -89,6 +98,14 @@ impl SparseAutoencoder {
             for (zj, w) in z.iter_mut().zip(row) {
                 *zj += xi * f64::from(*w);
             }
+        }
+        if let Some(k) = self.top_k.filter(|&k| k < self.m) {
+            let mut sorted = z.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let threshold = sorted[k.saturating_sub(1)];
+            z.iter_mut()
+                .filter(|v| **v < threshold)
+                .for_each(|v| *v = 0.0);
         }
         z.iter().map(|v| v.max(0.0)).collect()
     }
@@ -110,6 +127,9 @@ impl SparseAutoencoder {
         ];
         let mut meta = self.meta.clone();
         meta.insert("scale".into(), self.scale.to_string());
+        if let Some(k) = self.top_k {
+            meta.insert("top_k".into(), k.to_string());
+        }
         let data =
             safetensors::serialize(views, Some(meta)).map_err(|e| bad(path, e.to_string()))?;
         let tmp = tables::temp_path(path);
@@ -148,7 +168,8 @@ impl SparseAutoencoder {
             .get("scale")
             .and_then(|s| s.parse::<f64>().ok())
             .ok_or_else(|| bad(path, "no `scale` in the metadata".into()))?;
-        Self::new(
+        let top_k = meta.get("top_k").and_then(|k| k.parse::<usize>().ok());
+        Ok(Self::new(
             d,
             m,
             scale,
@@ -158,7 +179,8 @@ impl SparseAutoencoder {
             tensor("b_dec")?.1,
             meta,
         )
-        .map_err(|e| bad(path, e.to_string()))
+        .map_err(|e| bad(path, e.to_string()))?
+        .with_top_k(top_k))
     }
 }
 
@@ -215,5 +237,11 @@ mod tests {
         assert_eq!((back.d, back.m, back.scale), (2, 3, 2.0));
         assert_eq!(back.encode(&[1.0, -1.0]), sae.encode(&[1.0, -1.0]));
         assert_eq!(back.meta.get("layer").map(String::as_str), Some("3"));
+        // Top-1: of latents (1.5, 0, 0) for this input only the largest survives; for
+        // (2, 2) -> s·h - b_dec = (3.5, 4): pre (3.5, 4, 6.5), top-1 keeps 6.5.
+        let top1 = sae.clone().with_top_k(Some(1));
+        assert_eq!(top1.encode(&[2.0, 2.0]), vec![0.0, 0.0, 6.5]);
+        top1.save(&path).unwrap();
+        assert_eq!(SparseAutoencoder::load(&path).unwrap().top_k, Some(1));
     }
 }

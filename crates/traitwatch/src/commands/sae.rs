@@ -58,6 +58,9 @@ pub struct Args {
     batch_size: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train a top-k SAE (k active latents per token, no L1) instead of ReLU + L1.
+    #[arg(long)]
+    top_k: Option<usize>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -87,6 +90,7 @@ impl BackendJob for Args {
             steps: self.steps,
             batch_size: self.token_batch,
             seed: self.seed,
+            top_k: self.top_k,
         };
         let identity = serde_json::json!({"model": self.model, "layer": layer, "config": cfg,
             "bank": self.bank, "questions": self.questions, "prompts": self.prompts});
