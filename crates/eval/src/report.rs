@@ -14,6 +14,10 @@ pub const METRICS_TABLE: TableKind = TableKind {
     name: "monitor_metrics",
     version: 1,
 };
+pub const FOLDS_TABLE: TableKind = TableKind {
+    name: "monitor_folds",
+    version: 1,
+};
 pub const PREDICTIONS_TABLE: TableKind = TableKind {
     name: "monitor_predictions",
     version: 1,
@@ -40,6 +44,45 @@ fn write(
     let batch = tables::record_batch(columns)
         .map_err(|e| crate::EvalError::Input(format!("building {}: {e}", kind.name)))?;
     Ok(tables::write_parquet(path, &batch, kind, meta)?)
+}
+
+/// Which checkpoint trained or tested in which fold: one row per (fold, checkpoint).
+pub fn write_folds(
+    path: &Path,
+    data: &MonitorData,
+    folds: &[crate::Fold],
+    meta: &BTreeMap<String, String>,
+) -> Result<()> {
+    let rows: Vec<(usize, &crate::Fold, &str, usize)> = folds
+        .iter()
+        .enumerate()
+        .flat_map(|(f, fold)| {
+            let train = fold.train.iter().map(move |&i| (f, fold, "train", i));
+            train.chain(fold.test.iter().map(move |&i| (f, fold, "test", i)))
+        })
+        .collect();
+    let cp = |i: usize| &data.checkpoints[i];
+    let held_out: Vec<String> = rows.iter().map(|r| r.1.held_out.join("+")).collect();
+    let columns = vec![
+        ("fold", uints(rows.iter().map(|r| r.0 as u64))),
+        (
+            "fold_model",
+            strings(rows.iter().map(|r| r.1.model.as_str())),
+        ),
+        ("held_out", strings(held_out.iter().map(String::as_str))),
+        ("role", strings(rows.iter().map(|r| r.2))),
+        (
+            "model",
+            strings(rows.iter().map(|r| cp(r.3).model.as_str())),
+        ),
+        (
+            "perturbation",
+            strings(rows.iter().map(|r| cp(r.3).perturbation.as_str())),
+        ),
+        ("seed", uints(rows.iter().map(|r| cp(r.3).seed))),
+        ("step", uints(rows.iter().map(|r| cp(r.3).step))),
+    ];
+    write(path, columns, FOLDS_TABLE, meta)
 }
 
 /// Write cells with the threshold each was computed at.

@@ -17,7 +17,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use eval::evaluate::{select_regressors, threshold_sweep};
-use eval::report::{latex, markdown, write_metrics, write_predictions};
+use eval::report::{latex, markdown, write_folds, write_metrics, write_predictions};
 use eval::{CALIBRATION, EvalSettings, HELD_OUT, LabelSource, Regressor, evaluate};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -183,6 +183,12 @@ fn main() -> Result<()> {
     write_metrics(
         &out.join(format!("monitor_sweep-{split}.parquet")),
         &sweep,
+        &meta,
+    )?;
+    write_folds(
+        &out.join(format!("monitor_folds-{split}.parquet")),
+        &data,
+        &folds,
         &meta,
     )?;
     write_predictions(

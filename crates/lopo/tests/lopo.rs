@@ -244,6 +244,7 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
     }
     for f in [
         "monitor_predictions-bad_medical.parquet",
+        "monitor_folds-bad_medical.parquet",
         "monitor-bad_medical.md",
         "monitor-bad_medical.tex",
     ] {
