@@ -17,6 +17,9 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// Tokens whose activation norm exceeds this multiple of the median are left out.
+pub const OUTLIER_FACTOR: f64 = 10.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SaeConfig {
     pub latents: usize,
@@ -56,7 +59,10 @@ pub struct SaeLogRow {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SaeReport {
+    /// Tokens trained and evaluated on.
     pub tokens: usize,
+    /// Tokens set aside as outliers (norm > OUTLIER_FACTOR x median).
+    pub excluded_tokens: usize,
     pub fvu: f64,
     pub dead_fraction: f64,
     pub mean_l0: f64,
@@ -116,6 +122,30 @@ pub fn train_sae<B: AutodiffBackend>(
         return Err(BaselineError::Input(format!("non-finite activation {v}")));
     }
     let m = cfg.latents;
+    // Attention-sink tokens (the first token of a sequence, on Llama-family models) carry
+    // activations orders of magnitude larger than the rest; left in, they dominate the
+    // reconstruction error and the variance, and FVU reads ~0 whatever the SAE learned.
+    // Rows above OUTLIER_FACTOR x the median norm are set aside (and counted).
+    let norms: Vec<f64> = data
+        .chunks_exact(d)
+        .map(|r| r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt())
+        .collect();
+    let mut sorted = norms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let cutoff = OUTLIER_FACTOR * sorted[n / 2];
+    let kept: Vec<f32> = data
+        .chunks_exact(d)
+        .zip(&norms)
+        .filter(|(_, norm)| **norm <= cutoff)
+        .flat_map(|(r, _)| r.iter().copied())
+        .collect();
+    let excluded = n - kept.len() / d;
+    let (data, n) = (&kept[..], kept.len() / d);
+    if n < 2 {
+        return Err(BaselineError::Input(
+            "fewer than two activations left after removing outliers".into(),
+        ));
+    }
     let mean_sq = data.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n as f64;
     let scale = (d as f64 / mean_sq.max(f64::MIN_POSITIVE)).sqrt();
     let x_all: Vec<f32> = data
@@ -221,7 +251,10 @@ pub fn train_sae<B: AutodiffBackend>(
         HashMap::new(),
     )?
     .with_top_k(cfg.top_k);
-    let report = evaluate(&sae, &x_all, &mean, n, d);
+    let report = SaeReport {
+        excluded_tokens: excluded,
+        ..evaluate(&sae, &x_all, &mean, n, d)
+    };
     Ok((sae, log, report))
 }
 
@@ -255,6 +288,7 @@ fn evaluate(sae: &SparseAutoencoder, x: &[f32], mean: &[f32], n: usize, d: usize
     }
     SaeReport {
         tokens: n,
+        excluded_tokens: 0,
         fvu: err / var.max(f64::MIN_POSITIVE),
         dead_fraction: alive.iter().filter(|&&a| !a).count() as f64 / sae.m as f64,
         mean_l0: l0 / n as f64,

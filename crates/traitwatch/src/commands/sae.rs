@@ -165,9 +165,10 @@ impl BackendJob for Args {
             &BTreeMap::new(),
         )?;
         println!(
-            "SAE at layer {layer}: {} latents on {} tokens in {:.0} s; FVU {:.3}, dead latents {:.1}%, mean L0 {:.1}; wrote {}",
+            "SAE at layer {layer}: {} latents on {} tokens ({} outlier tokens set aside) in {:.0} s; FVU {:.4}, dead latents {:.1}%, mean L0 {:.1}; wrote {}",
             sae.m,
             report.tokens,
+            report.excluded_tokens,
             started.elapsed().as_secs_f64(),
             report.fvu,
             100.0 * report.dead_fraction,
