@@ -65,6 +65,14 @@ fn a_sparse_code_is_learned_and_reported() {
         "{report:?}"
     );
     assert_eq!(sae.top_k, Some(1));
+    // Attention-sink-like rows, 100x the typical norm, are set aside and counted.
+    let mut with_sinks = data.clone();
+    for _ in 0..5 {
+        with_sinks.extend([200.0f32; 8]);
+    }
+    let (_, _, report) = train_sae::<B>(&with_sinks, d, &cfg, &Default::default(), None).unwrap();
+    assert_eq!((report.excluded_tokens, report.tokens), (5, 2000));
+    assert!(report.fvu < 0.1, "{report:?}");
     let bad = SaeConfig {
         top_k: Some(16),
         ..cfg
