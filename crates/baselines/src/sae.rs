@@ -23,7 +23,8 @@ pub const OUTLIER_FACTOR: f64 = 10.0;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SaeConfig {
     pub latents: usize,
-    /// L1 coefficient on the latents (inputs scaled to mean squared norm d).
+    /// L1 coefficient on the latents, against the squared error summed over the d inputs
+    /// (inputs scaled to mean squared norm d; decoder rows unit norm).
     pub l1: f64,
     pub lr: f64,
     pub steps: usize,
@@ -37,7 +38,7 @@ impl Default for SaeConfig {
     fn default() -> Self {
         Self {
             latents: 256,
-            l1: 5.0,
+            l1: 1.0,
             lr: 1e-3,
             steps: 2000,
             batch_size: 512,
@@ -207,11 +208,7 @@ pub fn train_sae<B: AutodiffBackend>(
         let mse = (x - xhat).powi_scalar(2).sum_dim(1).mean();
         let l1 = z.clone().sum_dim(1).mean();
         // A top-k SAE is sparse by construction: no L1 term.
-        let l1_coefficient = if cfg.top_k.is_some() {
-            0.0
-        } else {
-            cfg.l1 / d as f64
-        };
+        let l1_coefficient = if cfg.top_k.is_some() { 0.0 } else { cfg.l1 };
         let loss = mse.clone() + l1 * l1_coefficient;
         let grads = loss.backward();
         let missing = || BaselineError::Input("no gradient for an SAE parameter".into());

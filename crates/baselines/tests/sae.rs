@@ -28,7 +28,7 @@ fn a_sparse_code_is_learned_and_reported() {
     }
     let cfg = SaeConfig {
         latents: 16,
-        l1: 0.5,
+        l1: 0.06,
         lr: 3e-3,
         steps: 800,
         batch_size: 128,

@@ -43,8 +43,9 @@ pub struct Args {
     prompts: PathBuf,
     #[arg(long, default_value_t = 256)]
     latents: usize,
-    /// L1 coefficient (inputs are scaled to mean squared norm d).
-    #[arg(long, default_value_t = 5.0)]
+    /// L1 coefficient (inputs are scaled to mean squared norm d). On SmolLM2 at l* = 14:
+    /// 5 gives mean L0 3 and FVU 0.34; 1 trades sparsity for reconstruction.
+    #[arg(long, default_value_t = 1.0)]
     l1: f64,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
