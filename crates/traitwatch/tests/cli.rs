@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{stderr, stdout, tiny_gguf, traitwatch};
+use common::{mini_trait_inputs, stderr, stdout, tiny_gguf, traitwatch};
 
 #[test]
 fn inspect_describes_gguf_and_hf_models() {
@@ -199,20 +199,7 @@ fn identity_blocks_model(dir: &Path) -> TinyModel {
 #[test]
 fn traits_extracts_directions_and_picks_a_layer() {
     let dir = tempfile::tempdir().unwrap();
-    let hf = dir.path().join("hf");
-    TinyModel::llama(2).save_hf_dir(&hf, 1).unwrap();
-    let bank = dir.path().join("bank.toml");
-    std::fs::write(
-        &bank,
-        "name = \"mini\"\nversion = 1\n[[traits]]\nname = \"calm\"\npositive_pole = \"calm\"\nnegative_pole = \"angry\"\ndescription = \"Calm or not.\"\npositive = [\"Stay calm.\", \"Be serene.\"]\nnegative = [\"Be furious.\", \"Shout.\"]\n",
-    )
-    .unwrap();
-    let questions = dir.path().join("q.toml");
-    std::fs::write(
-        &questions,
-        "questions = [\"Hi?\", \"What now?\", \"Why not?\"]\n",
-    )
-    .unwrap();
+    let (hf, bank, questions) = mini_trait_inputs(dir.path());
     let out = dir.path().join("traits");
     let args = [
         "traits",

@@ -4,22 +4,12 @@
 
 mod common;
 
-use common::{stderr, stdout, traitwatch};
-use llm::testing::TinyModel;
+use common::{mini_trait_inputs, stderr, stdout, traitwatch};
 
 #[test]
 fn sae_trains_reports_and_is_reused() {
     let dir = tempfile::tempdir().unwrap();
-    let hf = dir.path().join("hf");
-    TinyModel::llama(2).save_hf_dir(&hf, 1).unwrap();
-    let bank = dir.path().join("bank.toml");
-    std::fs::write(
-        &bank,
-        "name = \"mini\"\nversion = 1\n[[traits]]\nname = \"calm\"\npositive_pole = \"calm\"\nnegative_pole = \"angry\"\ndescription = \"Calm or not.\"\npositive = [\"Stay calm.\"]\nnegative = [\"Shout.\"]\n",
-    )
-    .unwrap();
-    let questions = dir.path().join("q.toml");
-    std::fs::write(&questions, "questions = [\"Hi?\", \"What now?\"]\n").unwrap();
+    let (hf, bank, questions) = mini_trait_inputs(dir.path());
     let prompts = format!(
         "{}/../../data/traits/measurement_prompts.toml",
         env!("CARGO_MANIFEST_DIR")

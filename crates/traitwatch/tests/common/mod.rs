@@ -41,3 +41,23 @@ pub fn traitwatch_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .unwrap()
 }
+
+/// A tiny HF model directory, a one-trait bank (two system prompts per pole) and three
+/// extraction questions under `dir`: the inputs of the trait and SAE commands' tests.
+pub fn mini_trait_inputs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let hf = dir.join("hf");
+    TinyModel::llama(2).save_hf_dir(&hf, 1).unwrap();
+    let bank = dir.join("bank.toml");
+    std::fs::write(
+        &bank,
+        "name = \"mini\"\nversion = 1\n[[traits]]\nname = \"calm\"\npositive_pole = \"calm\"\nnegative_pole = \"angry\"\ndescription = \"Calm or not.\"\npositive = [\"Stay calm.\", \"Be serene.\"]\nnegative = [\"Be furious.\", \"Shout.\"]\n",
+    )
+    .unwrap();
+    let questions = dir.join("q.toml");
+    std::fs::write(
+        &questions,
+        "questions = [\"Hi?\", \"What now?\", \"Why not?\"]\n",
+    )
+    .unwrap();
+    (hf, bank, questions)
+}
