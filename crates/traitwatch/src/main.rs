@@ -69,8 +69,15 @@ enum Command {
     /// List or generate the perturbation datasets.
     #[command(subcommand)]
     Datasets(commands::datasets::Command),
-    /// Regenerate a figure or table of an experiment (fig1 ... fig11, tables, all).
-    Reproduce(commands::reproduce::Args),
+    /// Show what an experiment manifest runs: cells, stages, what is cached, an estimate.
+    Plan(commands::experiment::PlanArgs),
+    /// Run an experiment manifest: missing stages, then results, monitor and figures.
+    Run(commands::experiment::RunArgs),
+    /// Write Slurm job scripts for a manifest (a job array of cells plus dependent jobs).
+    Slurm(commands::experiment::SlurmArgs),
+    /// Regenerate a figure or table of an experiment (fig1 ... fig11, tables, all),
+    /// computing whatever it needs that is not in the artifact store yet.
+    Reproduce(commands::experiment::ReproduceArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -89,25 +96,34 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// Run one command (also how `traitwatch run` executes a manifest's stages).
+fn execute(command: Command, backend: BackendChoice, precision: Precision) -> anyhow::Result<()> {
+    use commands::experiment;
+    match command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Generate(args) => backend::dispatch(backend, precision, args),
+        Command::Activations(args) => backend::dispatch(backend, precision, args),
+        Command::Finetune(args) => backend::dispatch(backend, precision, args),
+        Command::Merge(args) => backend::dispatch(backend, precision, args),
+        Command::Traits(args) => backend::dispatch(backend, precision, args),
+        Command::Drift(args) => backend::dispatch(backend, precision, args),
+        Command::Em(args) => backend::dispatch(backend, precision, args),
+        Command::EmFreeform(args) => backend::dispatch(backend, precision, args),
+        Command::Sae(args) => backend::dispatch(backend, precision, args),
+        Command::Pca(args) => commands::pca::run(args),
+        Command::Datasets(cmd) => commands::datasets::run(cmd),
+        Command::Plan(args) => experiment::plan(args),
+        Command::Run(args) => experiment::run(args, backend, precision),
+        Command::Slurm(args) => experiment::slurm(args, backend),
+        Command::Reproduce(args) => experiment::reproduce(args, backend, precision),
+    }
+}
+
 fn main() -> ExitCode {
     llm::alloc::keep_freed_memory();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let result = match cli.command {
-        Command::Inspect(args) => commands::inspect::run(args),
-        Command::Generate(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Activations(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Reproduce(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Finetune(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Merge(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Traits(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Drift(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Em(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::EmFreeform(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Sae(args) => backend::dispatch(cli.backend, cli.precision, args),
-        Command::Pca(args) => commands::pca::run(args),
-        Command::Datasets(cmd) => commands::datasets::run(cmd),
-    };
+    let result = execute(cli.command, cli.backend, cli.precision);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -7,11 +7,13 @@ pub mod datasets;
 pub mod drift;
 pub mod em;
 pub mod em_freeform;
+pub mod experiment;
+pub mod figures;
 pub mod finetune;
 pub mod generate;
 pub mod inspect;
 pub mod pca;
-pub mod reproduce;
+pub mod results;
 pub mod sae;
 pub mod traits;
 

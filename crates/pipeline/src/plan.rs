@@ -1,0 +1,573 @@
+//! The plan: which stages a manifest's targets need, each as a `traitwatch` command with
+//! its inputs, its content hash and its artifact directory.
+//!
+//! A stage's hash covers its kind, the format version, its command line (input artifacts
+//! by their hashes, not their paths), the contents of the data files it reads and the
+//! identity of the model, so a changed bank or setting re-runs exactly what depends on it.
+
+use crate::manifest::{JudgeKind, Loaded};
+use crate::store::Store;
+use crate::{PipelineError, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Bump when a stage's output format changes, so old artifacts are not reused.
+const FORMAT_VERSION: u32 = 1;
+
+/// What `traitwatch reproduce` / `run` can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Fig(u8),
+    Tables,
+    All,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tables" => Some(Self::Tables),
+            "all" => Some(Self::All),
+            _ => {
+                let n: u8 = s.strip_prefix("fig")?.parse().ok()?;
+                (1..=11).contains(&n).then_some(Self::Fig(n))
+            }
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Self::Fig(n) => format!("fig{n}"),
+            Self::Tables => "tables".into(),
+            Self::All => "all".into(),
+        }
+    }
+
+    /// The concrete targets (`all` is every figure and the tables).
+    pub fn expand(targets: &[Target]) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        for &t in targets {
+            match t {
+                Target::All => out.extend((1..=11).map(Target::Fig).chain([Target::Tables])),
+                t => out.push(t),
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether the figure needs the monitor's evaluation (`lopo`) on top of the stages.
+    pub fn needs_monitor(self) -> bool {
+        matches!(self, Target::Fig(3 | 7 | 9) | Target::Tables | Target::All)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StageKind {
+    Traits,
+    Semantic,
+    Sae,
+    Finetune,
+    Drift,
+    Em,
+    Pca,
+}
+
+impl StageKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Traits => "traits",
+            Self::Semantic => "semantic",
+            Self::Sae => "sae",
+            Self::Finetune => "finetune",
+            Self::Drift => "drift",
+            Self::Em => "em",
+            Self::Pca => "pca",
+        }
+    }
+}
+
+/// One word of a stage's command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Lit(String),
+    /// The artifact directory of an earlier stage.
+    Artifact(usize),
+    /// A file inside an earlier stage's artifact.
+    ArtifactFile(usize, &'static str),
+    /// The layer an earlier traits stage selected (read from its `selection.json`).
+    LayerOf(usize),
+}
+
+/// A (model, perturbation, seed) finetuning run and what is measured on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cell {
+    pub model: String,
+    pub perturbation: String,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub kind: StageKind,
+    /// Human-readable part of the artifact name: `smollm2-135m-bad_medical-s1`.
+    pub slug: String,
+    pub model: String,
+    pub cell: Option<Cell>,
+    /// The `traitwatch` subcommand and its arguments, without `--out`.
+    pub args: Vec<Arg>,
+    /// Earlier stages whose artifacts this one reads.
+    pub inputs: Vec<usize>,
+    pub hash: String,
+}
+
+impl Stage {
+    /// `finetune/smollm2-135m-bad_medical-s1`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind.name(), self.slug)
+    }
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+    pub targets: Vec<Target>,
+    pub store: Store,
+}
+
+/// Which perturbations need drift and EM labels for a set of targets.
+struct Needs {
+    drift: BTreeSet<String>,
+    em: BTreeSet<String>,
+    pca: bool,
+}
+
+fn needs(loaded: &Loaded, targets: &[Target]) -> Needs {
+    let p = &loaded.manifest.perturbations;
+    let every: BTreeSet<String> = p.calibration.iter().chain(&p.held_out).cloned().collect();
+    let some = |names: &[&str]| -> BTreeSet<String> {
+        names
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|n| every.contains(n))
+            .collect()
+    };
+    let mut n = Needs {
+        drift: BTreeSet::new(),
+        em: BTreeSet::new(),
+        pca: false,
+    };
+    for t in Target::expand(targets) {
+        match t {
+            // |PC1| of bad_medical vs number_sequence, PC1 fitted on calibration; EM of bad_medical.
+            Target::Fig(1) => {
+                n.drift.extend(p.calibration.iter().cloned());
+                n.drift.extend(some(&["bad_medical", "number_sequence"]));
+                n.em.extend(some(&["bad_medical"]));
+                n.pca = true;
+            }
+            Target::Fig(4) => {
+                n.drift.extend(p.calibration.iter().cloned());
+                n.pca = true;
+            }
+            Target::Fig(6) => {}
+            _ => {
+                n.drift.extend(every.iter().cloned());
+                n.em.extend(every.iter().cloned());
+                n.pca = true;
+            }
+        }
+    }
+    n
+}
+
+impl Plan {
+    pub fn build(loaded: &Loaded, targets: &[Target]) -> Result<Plan> {
+        let m = &loaded.manifest;
+        let store = Store::new(&m.experiment.store);
+        let needs = needs(loaded, targets);
+        let mut b = Builder { stages: Vec::new() };
+        let lit = |s: &str| Arg::Lit(s.to_string());
+        let path = |p: &Path| Arg::Lit(p.display().to_string());
+        for model in &m.models {
+            let src = model.source.as_str();
+            // Trait directions: alignment bank, l* fixed or searched.
+            let mut args = vec![lit("traits"), lit("--model"), lit(src)];
+            args.extend([lit("--bank"), path(&m.traits.bank)]);
+            args.extend([lit("--questions"), path(&m.traits.questions)]);
+            args.extend([lit("--pooling"), lit(&m.traits.pooling)]);
+            if let Some(layer) = m.traits.layer {
+                args.extend([lit("--layer"), lit(&layer.to_string())]);
+            } else if let Some(c) = &m.traits.candidates {
+                args.extend([lit("--candidates"), lit(c)]);
+            }
+            let files = vec![m.traits.bank.clone(), m.traits.questions.clone()];
+            let traits = b.add(StageKind::Traits, &model.name, None, args, files, src)?;
+            if needs.drift.is_empty() {
+                continue;
+            }
+            // The semantic control, extracted at the alignment bank's layer.
+            let semantic = match &m.traits.semantic_bank {
+                Some(bank) => {
+                    let mut args = vec![lit("traits"), lit("--model"), lit(src)];
+                    args.extend([lit("--bank"), path(bank)]);
+                    args.extend([lit("--questions"), path(&m.traits.questions)]);
+                    args.extend([lit("--pooling"), lit(&m.traits.pooling)]);
+                    args.extend([lit("--layer"), Arg::LayerOf(traits)]);
+                    let files = vec![bank.clone(), m.traits.questions.clone()];
+                    Some(b.add(StageKind::Semantic, &model.name, None, args, files, src)?)
+                }
+                None => None,
+            };
+            let sae = if m.sae.enabled {
+                let s = &m.sae;
+                let mut args = vec![lit("sae"), lit("--model"), lit(src)];
+                args.extend([lit("--directions"), Arg::Artifact(traits)]);
+                args.extend([lit("--bank"), path(&m.traits.bank)]);
+                args.extend([lit("--questions"), path(&m.traits.questions)]);
+                args.extend([lit("--prompts"), path(&m.drift.prompts)]);
+                args.extend([lit("--latents"), lit(&s.latents.to_string())]);
+                args.extend([lit("--l1"), lit(&s.l1.to_string())]);
+                args.extend([lit("--steps"), lit(&s.steps.to_string())]);
+                if let Some(k) = s.top_k {
+                    args.extend([lit("--top-k"), lit(&k.to_string())]);
+                }
+                let files = vec![
+                    m.traits.bank.clone(),
+                    m.traits.questions.clone(),
+                    m.drift.prompts.clone(),
+                ];
+                Some(b.add(StageKind::Sae, &model.name, None, args, files, src)?)
+            } else {
+                None
+            };
+            let mut calibration_drift = Vec::new();
+            let mut scored_drift = Vec::new();
+            for pert in m
+                .perturbations
+                .calibration
+                .iter()
+                .chain(&m.perturbations.held_out)
+            {
+                if !needs.drift.contains(pert) && !needs.em.contains(pert) {
+                    continue;
+                }
+                for &seed in &m.perturbations.seeds {
+                    let cell = Cell {
+                        model: model.name.clone(),
+                        perturbation: pert.clone(),
+                        seed,
+                    };
+                    let mut args = vec![lit("finetune"), lit("--model"), lit(src)];
+                    args.extend([lit("--data"), lit(pert)]);
+                    args.extend([lit("--profile"), lit(&m.finetune.profile)]);
+                    args.extend([lit("--set"), lit(&format!("seed={seed}"))]);
+                    for (key, value) in &m.finetune.set {
+                        args.extend([lit("--set"), lit(&format!("{key}={value}"))]);
+                    }
+                    let dataset = if pert.ends_with(".jsonl") {
+                        PathBuf::from(pert)
+                    } else {
+                        PathBuf::from("data/datasets").join(format!("{pert}.toml"))
+                    };
+                    let ft = b.add(
+                        StageKind::Finetune,
+                        &model.name,
+                        Some(&cell),
+                        args,
+                        vec![dataset],
+                        src,
+                    )?;
+                    let labels = [
+                        lit("--perturbation"),
+                        lit(pert),
+                        lit("--model-label"),
+                        lit(&model.name),
+                    ];
+                    if needs.drift.contains(pert) {
+                        let mut args = vec![lit("drift"), lit("--run"), Arg::Artifact(ft)];
+                        args.extend([lit("--directions"), Arg::Artifact(traits)]);
+                        if let Some(s) = semantic {
+                            args.extend([lit("--directions"), Arg::Artifact(s)]);
+                        }
+                        if let Some(s) = sae {
+                            args.extend([lit("--sae"), Arg::ArtifactFile(s, "sae.safetensors")]);
+                        }
+                        args.extend([lit("--prompts"), path(&m.drift.prompts)]);
+                        args.extend([
+                            lit("--random-bases"),
+                            lit(&m.drift.random_bases.to_string()),
+                        ]);
+                        args.extend([lit("--basis-seed"), lit(&m.drift.basis_seed.to_string())]);
+                        args.extend(labels.clone());
+                        let files = vec![m.drift.prompts.clone()];
+                        let d =
+                            b.add(StageKind::Drift, &model.name, Some(&cell), args, files, src)?;
+                        if m.perturbations.calibration.contains(pert) {
+                            calibration_drift.push(d);
+                        } else {
+                            scored_drift.push(d);
+                        }
+                    }
+                    if needs.em.contains(pert) {
+                        let args = em_args(loaded, ft, &labels)?;
+                        let files = vec![m.em.items.clone()];
+                        b.add(StageKind::Em, &model.name, Some(&cell), args, files, src)?;
+                    }
+                }
+            }
+            if needs.pca && !calibration_drift.is_empty() {
+                let mut args = vec![lit("pca")];
+                for &d in &calibration_drift {
+                    args.extend([lit("--calibration"), Arg::Artifact(d)]);
+                }
+                for &d in &scored_drift {
+                    args.extend([lit("--score"), Arg::Artifact(d)]);
+                }
+                b.add(StageKind::Pca, &model.name, None, args, Vec::new(), src)?;
+            }
+        }
+        Ok(Plan {
+            stages: b.stages,
+            targets: Target::expand(targets),
+            store,
+        })
+    }
+
+    /// Where stage `i`'s finished artifact lives.
+    pub fn dir(&self, i: usize) -> PathBuf {
+        let s = &self.stages[i];
+        self.store.artifact_dir(s.kind.name(), &s.slug, &s.hash)
+    }
+
+    /// Stage `i`'s full command line (after `traitwatch`), writing into `out`. Input
+    /// artifacts must be complete (`LayerOf` reads the selection they wrote).
+    pub fn argv(&self, i: usize, out: &Path) -> Result<Vec<String>> {
+        let mut argv = Vec::new();
+        for arg in &self.stages[i].args {
+            argv.push(match arg {
+                Arg::Lit(s) => s.clone(),
+                Arg::Artifact(j) => self.dir(*j).display().to_string(),
+                Arg::ArtifactFile(j, f) => self.dir(*j).join(f).display().to_string(),
+                Arg::LayerOf(j) => selected_layer(&self.dir(*j))?.to_string(),
+            });
+        }
+        argv.extend(["--out".to_string(), out.display().to_string()]);
+        Ok(argv)
+    }
+
+    /// The command as `plan` prints it: input artifacts by their store path.
+    pub fn display(&self, i: usize) -> String {
+        let words: Vec<String> = self.stages[i]
+            .args
+            .iter()
+            .map(|arg| match arg {
+                Arg::Lit(s) if s.contains([' ', '"', '[']) => format!("'{s}'"),
+                Arg::Lit(s) => s.clone(),
+                Arg::Artifact(j) => self.dir(*j).display().to_string(),
+                Arg::ArtifactFile(j, f) => self.dir(*j).join(f).display().to_string(),
+                Arg::LayerOf(j) => format!("<l* of {}>", self.stages[*j].id()),
+            })
+            .collect();
+        format!("traitwatch {}", words.join(" "))
+    }
+
+    /// The cells, in plan order, each with the indices of its stages.
+    pub fn cells(&self) -> Vec<(Cell, Vec<usize>)> {
+        let mut out: Vec<(Cell, Vec<usize>)> = Vec::new();
+        for (i, s) in self.stages.iter().enumerate() {
+            if let Some(c) = &s.cell {
+                match out.iter_mut().find(|(k, _)| k == c) {
+                    Some((_, v)) => v.push(i),
+                    None => out.push((c.clone(), vec![i])),
+                }
+            }
+        }
+        out
+    }
+}
+
+fn em_args(loaded: &Loaded, ft: usize, labels: &[Arg]) -> Result<Vec<Arg>> {
+    let m = &loaded.manifest;
+    let lit = |s: &str| Arg::Lit(s.to_string());
+    let mut args = match m.em.judge {
+        JudgeKind::PairedChoice => {
+            let mut a = vec![lit("em"), lit("--run"), Arg::Artifact(ft)];
+            a.extend([lit("--items"), lit(&m.em.items.display().to_string())]);
+            if m.em.trait_items {
+                a.extend([
+                    lit("--trait-bank"),
+                    lit(&m.traits.bank.display().to_string()),
+                ]);
+            } else {
+                a.push(lit("--no-traits"));
+            }
+            a
+        }
+        JudgeKind::Freeform => {
+            let mut a = vec![lit("em-freeform"), lit("--run"), Arg::Artifact(ft)];
+            let table = m.em.freeform.clone().unwrap_or_default();
+            for (key, value) in table {
+                let flag = match key.as_str() {
+                    "base_url" => "--judge-url",
+                    "model" => "--judge-model",
+                    "api_key_env" => "--judge-key-env",
+                    "mode" => "--judge-mode",
+                    "concurrency" => "--judge-concurrency",
+                    "timeout_s" => "--judge-timeout",
+                    "retries" => "--judge-retries",
+                    "samples" => "--samples",
+                    other => {
+                        return Err(loaded.invalid(
+                            &format!("em.freeform.{other}"),
+                            "unknown key (base_url, model, api_key_env, mode, concurrency, timeout_s, retries, samples)",
+                        ));
+                    }
+                };
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    v => v.to_string(),
+                };
+                a.extend([lit(flag), lit(&value)]);
+            }
+            a
+        }
+    };
+    args.extend(labels.iter().cloned());
+    Ok(args)
+}
+
+/// l* from a traits artifact's `selection.json`.
+fn selected_layer(dir: &Path) -> Result<usize> {
+    let file = dir.join("selection.json");
+    let text = std::fs::read_to_string(&file).map_err(crate::io(&file))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| PipelineError::Other(format!("{}: {e}", file.display())))?;
+    json["best_layer"]
+        .as_u64()
+        .map(|l| l as usize)
+        .ok_or_else(|| PipelineError::Other(format!("{} has no best_layer", file.display())))
+}
+
+struct Builder {
+    stages: Vec<Stage>,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        kind: StageKind,
+        model: &str,
+        cell: Option<&Cell>,
+        args: Vec<Arg>,
+        files: Vec<PathBuf>,
+        model_source: &str,
+    ) -> Result<usize> {
+        let slug = match cell {
+            Some(c) => format!("{}-{}-s{}", c.model, slug_part(&c.perturbation), c.seed),
+            None => model.to_string(),
+        };
+        let mut inputs = Vec::new();
+        let mut h = Sha256::new();
+        h.update(format!("{} v{FORMAT_VERSION}\n", kind.name()));
+        for arg in &args {
+            match arg {
+                Arg::Lit(s) => h.update(format!("lit {s}\n")),
+                Arg::Artifact(j) | Arg::ArtifactFile(j, _) | Arg::LayerOf(j) => {
+                    inputs.push(*j);
+                    h.update(format!(
+                        "input {:?} {}\n",
+                        arg_tag(arg),
+                        self.stages[*j].hash
+                    ));
+                }
+            }
+        }
+        for file in &files {
+            h.update(format!("file {} {}\n", file.display(), content_hash(file)?));
+        }
+        h.update(format!("model {}\n", model_identity(model_source)));
+        inputs.sort_unstable();
+        inputs.dedup();
+        let hash = hex(&h.finalize());
+        self.stages.push(Stage {
+            kind,
+            slug,
+            model: model.to_string(),
+            cell: cell.cloned(),
+            args,
+            inputs,
+            hash,
+        });
+        Ok(self.stages.len() - 1)
+    }
+}
+
+fn arg_tag(arg: &Arg) -> String {
+    match arg {
+        Arg::ArtifactFile(_, f) => format!("file:{f}"),
+        Arg::LayerOf(_) => "layer".into(),
+        _ => "dir".into(),
+    }
+}
+
+fn slug_part(s: &str) -> String {
+    let name = Path::new(s)
+        .file_stem()
+        .map_or_else(|| s.to_string(), |n| n.to_string_lossy().into_owned());
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 of a data file (they are small); a missing file is an error naming it.
+fn content_hash(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(crate::io(path))?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+/// A model's identity for hashing: a preset by name (the setup step pins its sha256); a
+/// file or directory by its files' names, sizes and modification times (weights can be
+/// many GB, too slow to hash on every plan).
+fn model_identity(source: &str) -> String {
+    let path = Path::new(source);
+    let stamp = |p: &Path| -> String {
+        match std::fs::metadata(p) {
+            Ok(md) => {
+                let mtime = md
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                format!("{}:{}:{mtime}", p.display(), md.len())
+            }
+            Err(_) => format!("{}:missing", p.display()),
+        }
+    };
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        entries
+            .iter()
+            .map(|p| stamp(p))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else if path.exists() {
+        stamp(path)
+    } else {
+        format!("preset:{source}")
+    }
+}

@@ -1,0 +1,353 @@
+//! Manifests end to end: `traitwatch plan`, `run`, `slurm` and `reproduce`.
+//!
+//! The pipeline crate turns a manifest into stages, each one of this binary's commands;
+//! here they are executed in-process (the same code a user runs by hand), then the
+//! results are collected under `results/<experiment>/`, the monitor is evaluated where a
+//! target needs it, and the figures are drawn.
+
+use anyhow::{Context, Result, bail};
+use pipeline::runner::{Executor, Selection};
+use pipeline::{Loaded, Plan, Stage, StageKind, Store, Target};
+use std::path::{Path, PathBuf};
+
+/// The embedded default experiment.
+pub const DEFAULT_MANIFEST: &str = "experiments/default.toml";
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The experiment manifest (TOML).
+    manifest: PathBuf,
+    /// What to make: fig1 ... fig11, tables, all (default: the manifest's `[figures] make`).
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Print every stage's command line.
+    #[arg(long)]
+    commands: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The experiment manifest (TOML).
+    manifest: PathBuf,
+    /// What to make: fig1 ... fig11, tables, all (default: the manifest's `[figures] make`).
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Run only this cell's stages (finetune, drift, EM); index as `traitwatch plan` lists them.
+    #[arg(long, conflicts_with_all = ["shared", "merge"])]
+    cell: Option<usize>,
+    /// Run only the per-model stages cells share (trait directions, SAE).
+    #[arg(long, conflicts_with = "merge")]
+    shared: bool,
+    /// Run the stages that combine cells, then collect results, monitor and figures.
+    #[arg(long)]
+    merge: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SlurmArgs {
+    /// The experiment manifest (TOML).
+    manifest: PathBuf,
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Where the scripts go (default: slurm/<experiment>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The traitwatch binary on the compute nodes.
+    #[arg(long, default_value = "target/release/traitwatch")]
+    binary: String,
+    #[arg(long)]
+    partition: Option<String>,
+    /// GPUs per task.
+    #[arg(long, default_value_t = 1)]
+    gpus: u32,
+    #[arg(long, default_value = "12:00:00")]
+    time: String,
+    #[arg(long, default_value_t = 8)]
+    cpus_per_task: u32,
+    #[arg(long, default_value = "64G")]
+    mem: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// fig1 ... fig11, tables, or all.
+    target: String,
+    /// The experiment (default: the embedded default on SmolLM2-135M-Instruct).
+    #[arg(long, default_value = DEFAULT_MANIFEST)]
+    manifest: PathBuf,
+}
+
+/// Load and check a manifest, including the finetuning settings (checked by the finetune
+/// crate itself, so the manifest accepts exactly what `traitwatch finetune --set` does).
+fn load(path: &Path) -> Result<Loaded> {
+    let loaded = pipeline::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ft = &loaded.manifest.finetune;
+    let overrides: Vec<String> = ft.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    ::finetune::FinetuneConfig::profile(&ft.profile)
+        .and_then(|c| c.with_overrides(&overrides))
+        .map_err(|e| anyhow::anyhow!("{}", loaded.invalid("finetune.set", e.to_string())))?;
+    Ok(loaded)
+}
+
+fn targets(loaded: &Loaded, given: &[String]) -> Result<Vec<Target>> {
+    let names = if given.is_empty() {
+        &loaded.manifest.figures.make
+    } else {
+        given
+    };
+    names
+        .iter()
+        .map(|t| {
+            Target::parse(t)
+                .with_context(|| format!("unknown target `{t}` (fig1 ... fig11, tables, all)"))
+        })
+        .collect()
+}
+
+/// Rough CPU seconds for a stage on a ~135M model (2-core machine, docs/BENCHMARKS.md),
+/// for the plan's estimate and the progress bar's ETA.
+fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
+    let m = &loaded.manifest;
+    let (steps, checkpoints) = schedule(loaded);
+    match stage.kind {
+        StageKind::Traits | StageKind::Semantic => {
+            let search = if m.traits.layer.is_some() || stage.kind == StageKind::Semantic {
+                0.0
+            } else {
+                11.0 * 52.0
+            };
+            330.0 + search
+        }
+        StageKind::Sae => 200.0,
+        StageKind::Finetune => steps as f64 * 3.3,
+        StageKind::Drift => checkpoints as f64 * 6.2 + 5.0,
+        StageKind::Em => {
+            let per = if m.em.trait_items { 115.0 } else { 53.0 };
+            checkpoints as f64 * per
+        }
+        StageKind::Pca => 5.0,
+    }
+}
+
+/// Optimizer steps and checkpoints (step 0 included) of one run under the manifest.
+fn schedule(loaded: &Loaded) -> (usize, usize) {
+    let ft = &loaded.manifest.finetune;
+    let overrides: Vec<String> = ft.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let Ok(cfg) =
+        ::finetune::FinetuneConfig::profile(&ft.profile).and_then(|c| c.with_overrides(&overrides))
+    else {
+        return (0, 1);
+    };
+    let examples = cfg.data.n_examples.unwrap_or(256);
+    let per_step = (cfg.data.batch_size * cfg.data.grad_accum).max(1);
+    let steps = cfg.data.epochs * examples.div_ceil(per_step);
+    let checkpoints = ::finetune::data::checkpoint_steps(&cfg, steps).len();
+    (steps, checkpoints)
+}
+
+fn minutes(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{:.0} min", seconds / 60.0)
+    }
+}
+
+pub fn plan(args: PlanArgs) -> Result<()> {
+    let loaded = load(&args.manifest)?;
+    let targets = targets(&loaded, &args.targets)?;
+    let plan = Plan::build(&loaded, &targets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = &loaded.manifest;
+    let cells = plan.cells();
+    println!(
+        "experiment {} ({}): {} model(s), {} perturbation(s) x {} seed(s); targets {}",
+        m.experiment.name,
+        args.manifest.display(),
+        m.models.len(),
+        m.perturbations.calibration.len() + m.perturbations.held_out.len(),
+        m.perturbations.seeds.len(),
+        targets
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "store {}  results {}  figures {}\n",
+        plan.store.root().display(),
+        loaded.results_dir().display(),
+        loaded.figures_dir().display()
+    );
+    let mut todo = 0.0;
+    let mut n_todo = 0;
+    println!(
+        "{:<5} {:<48} {:<7} {:>8}",
+        "cell", "stage", "status", "estimate"
+    );
+    for (i, stage) in plan.stages.iter().enumerate() {
+        let cell = cells
+            .iter()
+            .position(|(c, _)| Some(c) == stage.cell.as_ref())
+            .map_or("-".to_string(), |c| c.to_string());
+        let done = Store::is_complete(&plan.dir(i));
+        let est = estimate(&loaded, stage);
+        if !done {
+            todo += est;
+            n_todo += 1;
+        }
+        println!(
+            "{cell:<5} {:<48} {:<7} {:>8}",
+            stage.id(),
+            if done { "cached" } else { "to run" },
+            if done { "-".to_string() } else { minutes(est) }
+        );
+        if args.commands {
+            println!("      {}", plan.display(i));
+        }
+    }
+    let (steps, checkpoints) = schedule(&loaded);
+    println!(
+        "\n{} stages, {} cached; {n_todo} to run, about {} of CPU on a 2-core machine for a \
+         ~135M model (each run: {steps} steps, {checkpoints} checkpoints); larger models scale \
+         with their parameter count, GPUs divide it.",
+        plan.stages.len(),
+        plan.stages.len() - n_todo,
+        minutes(todo)
+    );
+    let missing = loaded.missing_models();
+    if !missing.is_empty() {
+        println!("\nmissing before `traitwatch run` can start:");
+        for (key, source) in missing {
+            println!("  {key} = {source}: not found (point it at a local HF directory or .gguf)");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a stage's command in this process, with the backend `run` was given.
+struct InProcess {
+    backend: crate::backend::BackendChoice,
+    precision: crate::backend::Precision,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "traitwatch", no_binary_name = true)]
+struct StageCommand {
+    #[command(subcommand)]
+    command: crate::Command,
+}
+
+impl Executor for InProcess {
+    fn execute(&mut self, _stage: &Stage, argv: &[String]) -> Result<(), String> {
+        use clap::Parser;
+        let parsed = StageCommand::try_parse_from(argv).map_err(|e| e.to_string())?;
+        crate::execute(parsed.command, self.backend, self.precision).map_err(|e| {
+            e.chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ")
+        })
+    }
+}
+
+pub fn run(
+    args: RunArgs,
+    backend: crate::backend::BackendChoice,
+    precision: crate::backend::Precision,
+) -> Result<()> {
+    let loaded = load(&args.manifest)?;
+    let missing = loaded.missing_models();
+    if let Some((key, source)) = missing.first() {
+        bail!(
+            "{}",
+            loaded.invalid(key, format!("`{source}` does not exist"))
+        );
+    }
+    let targets = targets(&loaded, &args.targets)?;
+    let plan = Plan::build(&loaded, &targets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let selection = match (args.cell, args.shared, args.merge) {
+        (Some(n), _, _) => Selection::Cell(n),
+        (None, true, _) => Selection::Shared,
+        (None, false, true) => Selection::Merge,
+        _ => Selection::All,
+    };
+    let started = std::time::Instant::now();
+    let mut executor = InProcess { backend, precision };
+    let report = plan
+        .run(selection, &mut executor, &|s| estimate(&loaded, s))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{} stages run, {} reused from {} ({:.1} min)",
+        report.ran.len(),
+        report.reused.len(),
+        plan.store.root().display(),
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    if matches!(selection, Selection::All | Selection::Merge) {
+        let results = super::results::collect(&loaded, &plan)?;
+        super::results::finish(&loaded, &plan, &results, &args.manifest)?;
+        println!("done in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
+    }
+    Ok(())
+}
+
+pub fn reproduce(
+    args: ReproduceArgs,
+    backend: crate::backend::BackendChoice,
+    precision: crate::backend::Precision,
+) -> Result<()> {
+    if Target::parse(&args.target).is_none() {
+        bail!(
+            "unknown target `{}` (expected fig1 ... fig11, tables or all)",
+            args.target
+        );
+    }
+    run(
+        RunArgs {
+            manifest: args.manifest,
+            targets: vec![args.target],
+            cell: None,
+            shared: false,
+            merge: false,
+        },
+        backend,
+        precision,
+    )
+}
+
+pub fn slurm(args: SlurmArgs, backend: crate::backend::BackendChoice) -> Result<()> {
+    let loaded = load(&args.manifest)?;
+    let targets = targets(&loaded, &args.targets)?;
+    let plan = Plan::build(&loaded, &targets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name = &loaded.manifest.experiment.name;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("slurm").join(name));
+    let workdir = std::env::current_dir().context("the working directory")?;
+    let opts = pipeline::slurm::SlurmOptions {
+        manifest: args.manifest.clone(),
+        binary: args.binary,
+        backend: (backend != crate::backend::BackendChoice::Cpu)
+            .then(|| format!("{backend:?}").to_lowercase()),
+        partition: args.partition,
+        gpus: args.gpus,
+        time: args.time,
+        cpus_per_task: args.cpus_per_task,
+        mem: args.mem,
+        workdir,
+        targets: targets.iter().map(|t| t.name()).collect(),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for (file, text) in pipeline::slurm::scripts(&plan, name, &opts) {
+        super::write_atomically(&out.join(&file), text.as_bytes())?;
+    }
+    println!(
+        "wrote {}/{{shared,cells,merge}}.sbatch and submit.sh: {} cells as one job array; \
+         submit with `bash {}/submit.sh`",
+        out.display(),
+        plan.cells().len(),
+        out.display()
+    );
+    Ok(())
+}
