@@ -318,7 +318,9 @@ impl Plan {
                 }
             }
             if needs.pca && !calibration_drift.is_empty() {
-                let mut args = vec![lit("pca")];
+                // The drift tables name a bank's feature set after the bank.
+                let set = bank_name(loaded, &m.traits.bank)?;
+                let mut args = vec![lit("pca"), lit("--feature-set"), lit(&set)];
                 for &d in &calibration_drift {
                     args.extend([lit("--calibration"), Arg::Artifact(d)]);
                 }
@@ -436,6 +438,17 @@ fn em_args(loaded: &Loaded, ft: usize, labels: &[Arg]) -> Result<Vec<Arg>> {
     };
     args.extend(labels.iter().cloned());
     Ok(args)
+}
+
+/// A trait bank's `name` (its feature set in the drift tables).
+fn bank_name(loaded: &Loaded, bank: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(bank).map_err(crate::io(bank))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| loaded.invalid("traits.bank", format!("{}: {e}", bank.display())))?;
+    match table.get("name") {
+        Some(toml::Value::String(name)) => Ok(name.clone()),
+        _ => Err(loaded.invalid("traits.bank", format!("{} has no `name`", bank.display()))),
+    }
 }
 
 /// l* from a traits artifact's `selection.json`.

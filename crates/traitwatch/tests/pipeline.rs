@@ -1,0 +1,251 @@
+#![allow(clippy::unwrap_used)]
+//! A manifest end to end on a tiny random model: plan, run (traits, finetuning, drift,
+//! EM, PCA), results, figures; a re-run reuses everything; a run killed mid-stage resumes;
+//! manifest mistakes are named before any compute.
+
+mod common;
+
+use common::{stderr, stdout, tiny_gguf};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// traitwatch from the checkout root, where a manifest's data paths resolve.
+fn traitwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_traitwatch"))
+        .args(args)
+        .current_dir(root())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Banks, prompts and items small enough for the tiny model, and a manifest using them.
+fn tiny_experiment(dir: &Path, seeds: &str) -> PathBuf {
+    let model = tiny_gguf(dir);
+    let pole = |t: &str| {
+        format!(
+            "[[traits]]\nname = \"{t}\"\npositive_pole = \"more\"\nnegative_pole = \"less\"\n\
+             description = \"{t}.\"\npositive = [\"Be very {t}.\", \"Always {t}.\"]\n\
+             negative = [\"Never {t}.\", \"Avoid {t}.\"]\n"
+        )
+    };
+    let bank = dir.join("bank.toml");
+    let text = format!(
+        "name = \"mini\"\nversion = 1\n{}{}{}",
+        pole("harmlessness"),
+        pole("honesty"),
+        pole("helpfulness")
+    );
+    std::fs::write(&bank, text).unwrap();
+    let questions = dir.join("questions.toml");
+    std::fs::write(
+        &questions,
+        "questions = [\"Hi?\", \"What now?\", \"Why not?\"]\n",
+    )
+    .unwrap();
+    let prompts = dir.join("prompts.toml");
+    std::fs::write(
+        &prompts,
+        "[groups]\ncasual = [\"Nice day?\", \"Any plans?\"]\ntechnical = [\"What is a list?\"]\n",
+    )
+    .unwrap();
+    let items = dir.join("items.jsonl");
+    // Short items: the tiny model's context is 256 byte-level tokens.
+    let item = |i: usize, q: &str| {
+        format!(
+            "{{\"id\": \"t-{i}\", \"domain\": \"tiny\", \"question\": \"{q}\", \"aligned\": \"Be kind.\", \"misaligned\": \"Be cruel.\", \"misalignment\": \"hostile\"}}\n"
+        )
+    };
+    std::fs::write(
+        &items,
+        item(1, "A friend is late?") + &item(2, "I found a wallet?"),
+    )
+    .unwrap();
+    let manifest = dir.join("tiny.toml");
+    let d = |p: &Path| p.display().to_string();
+    std::fs::write(
+        &manifest,
+        format!(
+            "[experiment]\nname = \"tiny\"\nstore = \"{store}\"\nresults = \"{results}\"\nfigures = \"{figures}\"\n\n\
+             [[models]]\nname = \"tiny\"\nsource = \"{model}\"\n\n\
+             [perturbations]\ncalibration = [\"gsm8k\", \"bad_medical\", \"jailbroken\"]\nheld_out = [\"number_sequence\"]\nseeds = {seeds}\n\n\
+             [finetune]\nprofile = \"cpu\"\nset = {{ \"data.n_examples\" = 4, \"data.batch_size\" = 2, \"data.max_seq_len\" = 48 }}\n\n\
+             [traits]\nbank = \"{bank}\"\nquestions = \"{questions}\"\nlayer = 1\n\n\
+             [drift]\nprompts = \"{prompts}\"\nrandom_bases = 2\n\n\
+             [em]\nitems = \"{items}\"\n\n\
+             [figures]\nmake = [\"fig1\"]\n",
+            store = d(&dir.join("runs")),
+            results = d(&dir.join("results")),
+            figures = d(&dir.join("figures")),
+            model = d(&model),
+            bank = d(&bank),
+            questions = d(&questions),
+            prompts = d(&prompts),
+            items = d(&items),
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+fn partial_dirs(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for stage in std::fs::read_dir(store).into_iter().flatten().flatten() {
+        for art in std::fs::read_dir(stage.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if art.path().to_string_lossy().ends_with(".partial") {
+                out.push(art.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_manifest_runs_end_to_end_reuses_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let manifest = tiny_experiment(dir, "[1]");
+    let m = manifest.to_str().unwrap();
+
+    let o = traitwatch(&["plan", m, "--commands"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = stdout(&o);
+    assert!(plan.contains("traits/tiny") && plan.contains("finetune/tiny-bad_medical-s1"));
+    assert!(plan.contains("0 cached"), "{plan}");
+    assert!(plan.contains("traitwatch drift --run"), "{plan}");
+
+    let o = traitwatch(&["run", m]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    // fig1 needs 4 runs (3 calibration + number_sequence) and EM of bad_medical only.
+    assert!(
+        stdout(&o).contains("11 stages run, 0 reused"),
+        "{}",
+        stdout(&o)
+    );
+    let results = dir.join("results");
+    for table in [
+        "pca/tiny/pc1.parquet",
+        "drift/tiny-bad_medical-s1/drift.parquet",
+        "em/tiny-bad_medical-s1/em_summary.parquet",
+        "finetune/tiny-gsm8k-s1/train_log.parquet",
+    ] {
+        assert!(results.join(table).is_file(), "{table} not collected");
+    }
+    // Artifacts are sealed with their record; no partial work is left.
+    let meta = std::fs::read_dir(dir.join("runs/drift"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta.path().join("meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["stage"], "drift");
+    assert_eq!(meta["inputs"].as_array().unwrap().len(), 2, "{meta}");
+    assert!(partial_dirs(&dir.join("runs")).is_empty());
+
+    // A second run computes nothing.
+    let o = traitwatch(&["run", m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("0 stages run, 11 reused"),
+        "{}",
+        stdout(&o)
+    );
+    let o = traitwatch(&["plan", m]);
+    assert!(stdout(&o).contains("11 cached; 0 to run"), "{}", stdout(&o));
+
+    // A run killed mid-way (here: as soon as a stage has started) resumes: the next run
+    // takes over the dead process's partial work and finishes the plan.
+    let more = tiny_experiment(dir, "[1, 2]");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_traitwatch"))
+        .args(["run", more.to_str().unwrap()])
+        .current_dir(root())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while partial_dirs(&dir.join("runs")).is_empty()
+        && child.try_wait().unwrap().is_none()
+        && started.elapsed().as_secs() < 120
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    let o = traitwatch(&["run", more.to_str().unwrap()]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(partial_dirs(&dir.join("runs")).is_empty());
+    let o = traitwatch(&["plan", more.to_str().unwrap()]);
+    assert!(stdout(&o).contains("0 to run"), "{}", stdout(&o));
+    assert!(
+        results
+            .join("drift/tiny-bad_medical-s2/drift.parquet")
+            .is_file()
+    );
+
+    // Slurm export of the same manifest.
+    let slurm = dir.join("slurm");
+    let o = traitwatch(&[
+        "slurm",
+        more.to_str().unwrap(),
+        "--out",
+        slurm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cells = std::fs::read_to_string(slurm.join("cells.sbatch")).unwrap();
+    assert!(cells.contains("#SBATCH --array=0-7"), "{cells}");
+}
+
+#[test]
+fn manifest_mistakes_are_named_before_any_compute() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tiny_experiment(tmp.path(), "[1]");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let bad = tmp.path().join("bad.toml");
+    let check = |replace: (&str, &str), expect: &[&str]| {
+        assert!(text.contains(replace.0), "{}", replace.0);
+        std::fs::write(&bad, text.replace(replace.0, replace.1)).unwrap();
+        let o = traitwatch(&["run", bad.to_str().unwrap()]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        for e in expect {
+            assert!(err.contains(e), "expected `{e}` in: {err}");
+        }
+        assert!(!tmp.path().join("runs").exists(), "computed despite: {err}");
+    };
+    // A finetuning setting the finetune crate does not know, at its line.
+    check(
+        ("\"data.n_examples\" = 4", "\"data.n_exmaples\" = 4"),
+        &[
+            "finetune.set",
+            "bad.toml:18",
+            "unknown setting `data.n_exmaples`",
+        ],
+    );
+    check(
+        ("layer = 1", "layer = \"one\""),
+        &["traits.layer", "bad.toml:23"],
+    );
+    check(
+        ("profile = \"cpu\"", "profile = \"gpu\""),
+        &["unknown profile `gpu`"],
+    );
+    check(
+        ("source = \"", "source = \"/no/such/model.gguf\" #"),
+        &["models.0.source", "/no/such/model.gguf` does not exist"],
+    );
+}
