@@ -169,6 +169,8 @@ pub struct EmSpec {
     /// Paired-choice items; per-trait items are skipped when `trait_items` is false.
     pub items: PathBuf,
     pub trait_items: bool,
+    /// Label only these checkpoints (step 0, the reference, always); empty: every one.
+    pub steps: Vec<u64>,
     /// The free-form judge endpoint (`[em.freeform]`: base_url, model, ...), when `judge = "freeform"`.
     pub freeform: Option<toml::Table>,
 }
@@ -180,6 +182,7 @@ impl Default for EmSpec {
             tau: 0.05,
             items: "data/em/items.jsonl".into(),
             trait_items: false,
+            steps: Vec::new(),
             freeform: None,
         }
     }

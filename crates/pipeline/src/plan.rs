@@ -436,6 +436,10 @@ fn em_args(loaded: &Loaded, ft: usize, labels: &[Arg]) -> Result<Vec<Arg>> {
             a
         }
     };
+    if !m.em.steps.is_empty() {
+        let steps: Vec<String> = m.em.steps.iter().map(u64::to_string).collect();
+        args.extend([lit("--steps"), lit(&steps.join(","))]);
+    }
     args.extend(labels.iter().cloned());
     Ok(args)
 }

@@ -123,7 +123,12 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
         StageKind::Drift => checkpoints as f64 * 6.2 + 5.0,
         StageKind::Em => {
             let per = if m.em.trait_items { 115.0 } else { 53.0 };
-            checkpoints as f64 * per
+            let labelled = if m.em.steps.is_empty() {
+                checkpoints
+            } else {
+                m.em.steps.len() + 1
+            };
+            labelled as f64 * per
         }
         StageKind::Pca => 5.0,
     }
