@@ -6,7 +6,7 @@ use crate::bootstrap::{cluster_bootstrap, cluster_ids};
 use crate::dataset::MonitorData;
 use crate::folds::Fold;
 use crate::metrics::{Metrics, metrics};
-use crate::monitor::{Prediction, Regressor, predict_folds_reduced};
+use crate::monitor::{LOGISTIC, Prediction, Regressor, alarm_threshold, predict_folds_reduced};
 use serde::Serialize;
 
 /// A 95% interval.
@@ -110,7 +110,8 @@ fn cell(data: &MonitorData, preds: &[Prediction], s: EvalSettings, names: [&str;
         .iter()
         .map(|p| cps[p.checkpoint].target > s.tau)
         .collect();
-    let m = metrics(&scores, &labels, s.tau);
+    let alarm_at = alarm_threshold(names[3], s.tau);
+    let m = metrics(&scores, &labels, alarm_at);
     let runs: Vec<_> = preds.iter().map(|p| cps[p.checkpoint].run()).collect();
     let clusters = cluster_ids(&runs);
     let ci = |f: fn(&Metrics) -> Option<f64>| -> Interval {
@@ -120,7 +121,7 @@ fn cell(data: &MonitorData, preds: &[Prediction], s: EvalSettings, names: [&str;
         cluster_bootstrap(&clusters, s.resamples, s.seed, |idx| {
             let sc: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
             let lb: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
-            f(&metrics(&sc, &lb, s.tau))
+            f(&metrics(&sc, &lb, alarm_at))
         })
     };
     Cell {
@@ -149,6 +150,8 @@ pub fn threshold_sweep(
         .map(|r| (r.feature_set.as_str(), r.regressor.as_str()))
         .collect();
     groups.dedup();
+    // The logistic classifier was fit to one tau's labels; it has no sweep.
+    groups.retain(|&(_, reg)| reg != LOGISTIC);
     let mut out = Vec::new();
     for &tau in taus {
         let settings = EvalSettings {

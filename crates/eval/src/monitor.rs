@@ -1,10 +1,12 @@
 //! The monitor: a per-model regressor on a feature set, trained on a fold's training
 //! checkpoints, predicting the EM target of its test checkpoints (clipped to [0, 1]); an
-//! alarm when the prediction exceeds tau. Out-of-fold predictions of all folds are pooled.
+//! alarm when the prediction exceeds tau. The logistic comparator instead classifies
+//! `target > tau` directly and alarms when its probability exceeds 0.5. Out-of-fold
+//! predictions of all folds are pooled.
 
 use crate::ensemble::{BoostingParams, ForestParams, GradientBoosting, RandomForest};
 use crate::folds::{Checkpoint, Fold};
-use crate::linear::Ridge;
+use crate::linear::{Logistic, Ridge, Standardizer};
 use crate::metrics::{Metrics, metrics};
 use crate::reduction::{Projection, Reduction};
 use crate::{EvalError, Result};
@@ -15,7 +17,24 @@ use serde::{Deserialize, Serialize};
 pub enum Regressor {
     Forest(ForestParams),
     Boosting(BoostingParams),
-    Ridge { alpha: f64 },
+    Ridge {
+        alpha: f64,
+    },
+    /// L2 logistic regression (inverse strength `c`) on standardised features, classifying
+    /// `target > tau`; predicts the probability.
+    Logistic {
+        c: f64,
+        tau: f64,
+    },
+}
+
+/// The logistic comparator's name in tables.
+pub const LOGISTIC: &str = "logistic";
+
+/// The prediction above which a regressor (by name) raises the alarm: tau for the EM-rate
+/// regressors, 0.5 for the logistic classifier's probability.
+pub fn alarm_threshold(regressor: &str, tau: f64) -> f64 {
+    if regressor == LOGISTIC { 0.5 } else { tau }
 }
 
 impl Regressor {
@@ -28,11 +47,18 @@ impl Regressor {
         ]
     }
 
+    /// The paper's three regressors and the logistic classifier of `target > tau`.
+    pub fn with_logistic(tau: f64) -> [Regressor; 4] {
+        let [a, b, c] = Self::paper_set();
+        [a, b, c, Regressor::Logistic { c: 1.0, tau }]
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Regressor::Forest(_) => "random_forest",
             Regressor::Boosting(_) => "gradient_boosting",
             Regressor::Ridge { .. } => "ridge",
+            Regressor::Logistic { .. } => LOGISTIC,
         }
     }
 
@@ -62,6 +88,21 @@ impl Regressor {
             Regressor::Ridge { alpha } => {
                 let m = Ridge::fit(x_train, y_train, *alpha)?;
                 x_test.iter().map(|r| m.predict(r)).collect()
+            }
+            Regressor::Logistic { c, tau } => {
+                let labels: Vec<bool> = y_train.iter().map(|&y| y > *tau).collect();
+                // One class only: predict it (there is nothing to separate).
+                if labels.iter().all(|&l| l == labels[0]) {
+                    let p = f64::from(u8::from(labels[0]));
+                    return Ok(vec![p; x_test.len()]);
+                }
+                let scale = Standardizer::fit(x_train)?;
+                let z: Vec<Vec<f64>> = x_train.iter().map(|r| scale.transform(r)).collect();
+                let m = Logistic::fit(&z, &labels, *c)?;
+                x_test
+                    .iter()
+                    .map(|r| m.probability(&scale.transform(r)))
+                    .collect()
             }
         };
         Ok(raw.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
@@ -132,4 +173,29 @@ pub fn pooled_metrics(checkpoints: &[Checkpoint], predictions: &[Prediction], ta
         .map(|p| checkpoints[p.checkpoint].target > tau)
         .collect();
     metrics(&scores, &labels, tau)
+}
+
+#[cfg(test)]
+mod logistic_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn logistic_classifies_target_above_tau_and_alarms_at_one_half() {
+        // EM rate rises with the first feature; the second is noise.
+        let x: Vec<Vec<f64>> = (0..20)
+            .map(|i| vec![f64::from(i) * 1e-3, f64::from(i % 3)])
+            .collect();
+        let y: Vec<f64> = (0..20).map(|i| if i >= 10 { 0.2 } else { 0.01 }).collect();
+        let reg = Regressor::Logistic { c: 1.0, tau: 0.05 };
+        let p = reg
+            .fit_predict(&x, &y, &[vec![0.0, 1.0], vec![0.019, 1.0]])
+            .unwrap();
+        assert!(p[0] < 0.2 && p[1] > 0.8, "{p:?}");
+        assert_eq!(alarm_threshold(reg.name(), 0.05), 0.5);
+        assert_eq!(alarm_threshold("random_forest", 0.05), 0.05);
+        // One class in training: that class, whatever the features.
+        let p = reg.fit_predict(&x, &[0.0; 20], &[vec![1.0, 1.0]]).unwrap();
+        assert_eq!(p, vec![0.0]);
+    }
 }

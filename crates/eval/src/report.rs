@@ -173,10 +173,10 @@ pub fn write_predictions(
         ),
         (
             "alarm",
-            floats(
-                rows.iter()
-                    .map(|r| Some(f64::from(u8::from(r.prediction.predicted > tau)))),
-            ),
+            floats(rows.iter().map(|r| {
+                let at = crate::monitor::alarm_threshold(&r.regressor, tau);
+                Some(f64::from(u8::from(r.prediction.predicted > at)))
+            })),
         ),
     ];
     write(path, columns, PREDICTIONS_TABLE, meta)

@@ -7,7 +7,8 @@
 //!                                                   # score the held-out types
 //! ```
 //! Reads every drift, EM-summary and pca table under `--results`, trains a per-model
-//! regressor per feature set (random forest, gradient boosting, ridge) and prints FNR, FPR,
+//! regressor per feature set (random forest, gradient boosting, ridge; and a logistic
+//! classifier of EM > tau) and prints FNR, FPR,
 //! balanced accuracy and AUROC with cell counts and 95% cluster-bootstrap intervals over
 //! runs. Writes `monitor_metrics.parquet`, `monitor_predictions.parquet`, and the tables as
 //! Markdown and LaTeX into `--out`.
@@ -163,7 +164,13 @@ pub fn run(args: Args) -> Result<()> {
         resamples: args.bootstrap,
         seed: args.seed,
     };
-    let (cells, predictions) = evaluate(&data, &folds, &Regressor::paper_set(), settings, &split)?;
+    let (cells, predictions) = evaluate(
+        &data,
+        &folds,
+        &Regressor::with_logistic(args.tau),
+        settings,
+        &split,
+    )?;
 
     let meta = BTreeMap::from([
         ("monitor.split".to_string(), split.clone()),
