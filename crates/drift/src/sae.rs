@@ -146,20 +146,7 @@ impl SparseAutoencoder {
         let meta: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
         let st =
             safetensors::SafeTensors::deserialize(&data).map_err(|e| bad(path, e.to_string()))?;
-        let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = st
-                .tensor(name)
-                .map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
-            if t.dtype() != safetensors::Dtype::F32 {
-                return Err(bad(path, format!("tensor `{name}` is not F32")));
-            }
-            let v = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            Ok((t.shape().to_vec(), v))
-        };
+        let tensor = |name: &str| tables::tensor::read_f32(&st, name).map_err(|e| bad(path, e));
         let (shape, w_enc) = tensor("w_enc")?;
         let [d, m] = shape[..] else {
             return Err(bad(path, format!("w_enc has shape {shape:?}")));

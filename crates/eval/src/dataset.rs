@@ -205,21 +205,8 @@ fn read_activation_drift(
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let f32s = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
-        let t = st
-            .tensor(name)
-            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        if t.dtype() != safetensors::Dtype::F32 {
-            return Err(bad(format!(
-                "tensor `{name}` is {:?}, expected F32",
-                t.dtype()
-            )));
-        }
-        let values = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-            .collect();
-        Ok((t.shape().to_vec(), values))
+        let (shape, values) = tables::tensor::read_f32(&st, name).map_err(bad)?;
+        Ok((shape, values.into_iter().map(f64::from).collect()))
     };
     let (shape, means) = f32s("prompt_mean")?;
     let (_, steps) = f32s("steps")?;

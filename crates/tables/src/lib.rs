@@ -5,6 +5,8 @@
 //! file beside the target and renamed into place, so a killed run never leaves half a
 //! table behind.
 
+pub mod tensor;
+
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

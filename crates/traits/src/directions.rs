@@ -133,20 +133,7 @@ impl Directions {
             serde_json::from_str(json).map_err(|e| bad(format!("bad metadata: {e}")))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(format!("corrupt: {e}")))?;
-        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let view = st
-                .tensor(name)
-                .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(bad(format!("tensor `{name}` is not f32")));
-            }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            Ok((view.shape().to_vec(), values))
-        };
+        let read = |name: &str| tables::tensor::read_f32(&st, name).map_err(bad);
         let (norm_shape, residual_norm) = read(RESIDUAL_NORM_TENSOR)?;
         let n_layers = norm_shape.first().copied().unwrap_or(0);
         let mut vectors = Vec::new();
