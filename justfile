@@ -36,9 +36,13 @@ bench: setup
     cargo bench -p llm --bench runtime
     cargo bench -p finetune --bench lora_step
 
-# Regenerate a figure or table: fig1 ... fig11, tables, all.
-reproduce target="all": setup
-    cargo run --release -p traitwatch -- reproduce {{target}}
+# Make a figure or table (fig1 ... fig11, tables, all), computing what the store lacks.
+reproduce target="all" manifest="experiments/default.toml": setup
+    cargo run --release -p traitwatch -- reproduce {{target}} --manifest {{manifest}}
+
+# What a manifest runs: cells, stages, what is cached, an estimate of the work.
+plan manifest="experiments/default.toml" *args:
+    cargo run --release -p traitwatch -- plan {{manifest}} {{args}}
 
 # Describe a model (preset, .gguf or HF directory).
 inspect model="smollm2-135m": setup
