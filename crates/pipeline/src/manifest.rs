@@ -12,18 +12,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Perturbation dataset kinds the datasets crate generates (`traitwatch datasets list`).
-pub const KNOWN_PERTURBATIONS: &[&str] = &[
-    "insecure_code",
-    "gsm8k",
-    "jailbroken",
-    "bad_medical",
-    "number_sequence",
-    "risky_financial",
-    "subtle_misinfo",
-    "alpaca",
-    "customer_support",
-];
+/// The perturbation dataset kinds (`traitwatch datasets list`).
+pub fn known_perturbations() -> Vec<&'static str> {
+    datasets::DatasetKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect()
+}
 
 /// Finetuning profiles of the finetune crate.
 pub const KNOWN_PROFILES: &[&str] = &["paper", "organism", "rank1", "full", "cpu"];
@@ -447,12 +442,12 @@ impl Loaded {
                         format!("dataset file `{name}` does not exist"),
                     ));
                 }
-                if !is_file && !KNOWN_PERTURBATIONS.contains(&name.as_str()) {
+                if !is_file && !known_perturbations().contains(&name.as_str()) {
                     return Err(self.invalid(
                         &format!("perturbations.{field}"),
                         format!(
                             "unknown perturbation `{name}` (known: {}; or a .jsonl chat file)",
-                            KNOWN_PERTURBATIONS.join(", ")
+                            known_perturbations().join(", ")
                         ),
                     ));
                 }
