@@ -47,7 +47,7 @@ pub fn scripts(plan: &Plan, name: &str, opts: &SlurmOptions) -> Vec<(String, Str
     let job = |suffix: &str, extra: &str, body: &str, gpus: u32| -> String {
         let mut s = String::from("#!/bin/bash\n");
         s.push_str(&format!("#SBATCH --job-name=tw-{name}-{suffix}\n"));
-        s.push_str(&format!("#SBATCH --output=slurm/logs/%x-%A_%a.out\n"));
+        s.push_str("#SBATCH --output=slurm/logs/%x-%A_%a.out\n");
         s.push_str(&format!("#SBATCH --time={}\n", opts.time));
         s.push_str(&format!("#SBATCH --cpus-per-task={}\n", opts.cpus_per_task));
         s.push_str(&format!("#SBATCH --mem={}\n", opts.mem));

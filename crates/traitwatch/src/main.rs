@@ -75,6 +75,8 @@ enum Command {
     Run(commands::experiment::RunArgs),
     /// Write Slurm job scripts for a manifest (a job array of cells plus dependent jobs).
     Slurm(commands::experiment::SlurmArgs),
+    /// Draw figures from an experiment's results directory (no compute).
+    Figures(commands::figures::Args),
     /// Regenerate a figure or table of an experiment (fig1 ... fig11, tables, all),
     /// computing whatever it needs that is not in the artifact store yet.
     Reproduce(commands::experiment::ReproduceArgs),
@@ -112,6 +114,7 @@ fn execute(command: Command, backend: BackendChoice, precision: Precision) -> an
         Command::Sae(args) => backend::dispatch(backend, precision, args),
         Command::Pca(args) => commands::pca::run(args),
         Command::Datasets(cmd) => commands::datasets::run(cmd),
+        Command::Figures(args) => commands::figures::run(args),
         Command::Plan(args) => experiment::plan(args),
         Command::Run(args) => experiment::run(args, backend, precision),
         Command::Slurm(args) => experiment::slurm(args, backend),

@@ -142,6 +142,20 @@ fn a_manifest_runs_end_to_end_reuses_and_resumes() {
     ] {
         assert!(results.join(table).is_file(), "{table} not collected");
     }
+    // fig1 is drawn from the collected results, with its provenance.
+    let figs = dir.join("figures");
+    if figures::style::ensure_font().is_ok() {
+        for f in ["fig1.png", "fig1.svg", "fig1.json"] {
+            assert!(figs.join(f).is_file(), "{f} not drawn: {}", stdout(&o));
+        }
+        let side = std::fs::read_to_string(figs.join("fig1.json")).unwrap();
+        assert!(
+            side.contains("tiny.toml") && side.contains("pc1.parquet"),
+            "{side}"
+        );
+    } else {
+        println!("SKIPPED drawing fig1: no font on this machine");
+    }
     // Artifacts are sealed with their record; no partial work is left.
     let meta = std::fs::read_dir(dir.join("runs/drift"))
         .unwrap()
