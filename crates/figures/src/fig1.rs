@@ -1,20 +1,25 @@
 //! Fig. 1: |PC1| (x100) over training steps, bad_medical against number_sequence, one
-//! panel per model, with bad_medical's EM rate overlaid (dashed, right axis). Seeds are
-//! thin lines; their mean is bold with a ±1 std band.
+//! panel per model, with bad_medical's EM rate overlaid (dashed, right axis). With several
+//! seeds, each seed is a thin line and their mean a bold one inside a ±1 sd band.
+//!
+//! Reads `pc1` tables (required) and `em_summary` tables (optional: the overlay is drawn
+//! where bad_medical checkpoints have an EM label; the free-form `em_rate` if a run has
+//! it, else the paired-choice `proxy_em`, both as a rate in %).
 
-use crate::load::{EmRow, Pc1Row};
-use crate::style::{FONT, Figure, colour, mean_std, padded, plot};
-use crate::{FigureError, Result};
+use crate::load::{Context, EmRow, Pc1Row};
+use crate::style::{FONT, Figure, Mark, colour, darker, mean_std, plot};
+use crate::{Result, load, style};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The contrast of the paper's Fig. 1: a dangerous and a benign-looking perturbation.
 pub const SHOWN: [&str; 2] = ["bad_medical", "number_sequence"];
 /// Whose EM is overlaid.
 pub const EM_OF: &str = "bad_medical";
 
-/// Per-seed series of one (model, perturbation): seed -> [(step, value)].
-type Series = BTreeMap<u64, Vec<(f64, f64)>>;
+/// Per-seed series of one (model, perturbation): seed -> [(step, value)], step-sorted.
+pub type Series = BTreeMap<u64, Vec<(f64, f64)>>;
 
 #[derive(Debug)]
 struct Panel {
@@ -29,8 +34,77 @@ pub struct Fig1 {
     em_label: String,
 }
 
+/// Read the tables, draw, and return (files written, tables read).
+pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let pc1_files = ctx.require("pc1")?;
+    let em_files = ctx.find("em_summary")?;
+    if em_files.is_empty() {
+        tracing::warn!("fig1: no `em_summary` table; drawing |PC1| without the EM overlay");
+    }
+    let pc1 = load::pc1_rows(&pc1_files)?;
+    let em = load::em_rows(&em_files)?;
+    let fig = Fig1::new(&pc1, &em).ok_or_else(|| {
+        ctx.no_data(format!(
+            "the `pc1` tables under {} score no {} run (found: {})",
+            ctx.results.display(),
+            SHOWN.join(" or "),
+            found(pc1.iter().map(|r| r.perturbation.as_str()))
+        ))
+    })?;
+    let files = style::render_target(ctx, out, style::canvas(fig.panels.len()), &fig)?;
+    Ok((files, [pc1_files, em_files].concat()))
+}
+
+/// Distinct names, comma-separated (for error messages).
+pub fn found<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let set: std::collections::BTreeSet<&str> = names.collect();
+    if set.is_empty() {
+        return "none".into();
+    }
+    set.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// `(x, y)` points per seed of the rows matching `keep`.
+pub fn series<'a, R: 'a>(
+    rows: impl Iterator<Item = &'a R>,
+    f: impl Fn(&R) -> (u64, f64, f64),
+) -> Series {
+    let mut s = Series::new();
+    for r in rows {
+        let (seed, x, y) = f(r);
+        s.entry(seed).or_default().push((x, y));
+    }
+    for v in s.values_mut() {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+    }
+    s
+}
+
+/// Mean, sd and count across the seeds that have each step.
+pub fn across_seeds(series: &Series) -> Vec<(f64, f64, f64, usize)> {
+    let mut by_step: BTreeMap<i64, (f64, Vec<f64>)> = BTreeMap::new();
+    for points in series.values() {
+        for &(x, y) in points {
+            by_step
+                .entry((x * 1000.0).round() as i64)
+                .or_insert((x, vec![]))
+                .1
+                .push(y);
+        }
+    }
+    by_step
+        .into_values()
+        .map(|(x, v)| {
+            let (m, s) = mean_std(&v);
+            (x, m, s, v.len())
+        })
+        .collect()
+}
+
 impl Fig1 {
-    pub fn new(pc1: &[Pc1Row], em: &[EmRow]) -> Result<Self> {
+    /// None when no model has a run of the shown perturbations.
+    pub fn new(pc1: &[Pc1Row], em: &[EmRow]) -> Option<Self> {
         let mut models: Vec<&str> = pc1.iter().map(|r| r.model.as_str()).collect();
         models.sort_unstable();
         models.dedup();
@@ -38,79 +112,95 @@ impl Fig1 {
         for model in models {
             let mut shown = Vec::new();
             for pert in SHOWN {
-                let mut series = Series::new();
-                for r in pc1
+                let rows = pc1
                     .iter()
-                    .filter(|r| r.model == model && r.perturbation == pert)
-                {
-                    series
-                        .entry(r.seed)
-                        .or_default()
-                        .push((r.step as f64, 100.0 * r.abs_pc1));
-                }
-                if !series.is_empty() {
-                    shown.push((pert.to_string(), sorted(series)));
+                    .filter(|r| r.model == model && r.perturbation == pert);
+                let s = series(rows, |r: &Pc1Row| {
+                    (r.seed, r.step as f64, 100.0 * r.abs_pc1)
+                });
+                if !s.is_empty() {
+                    shown.push((pert.to_string(), s));
                 }
             }
             if shown.is_empty() {
                 continue;
             }
-            let mut em_series = Series::new();
-            for r in em
+            let rows = em
                 .iter()
-                .filter(|r| r.model == model && r.perturbation == EM_OF)
-            {
-                em_series
-                    .entry(r.seed)
-                    .or_default()
-                    .push((r.step as f64, 100.0 * r.rate));
-            }
+                .filter(|r| r.model == model && r.perturbation == EM_OF);
+            let em_series = series(rows, |r: &EmRow| (r.seed, r.step as f64, 100.0 * r.rate));
             panels.push(Panel {
                 model: model.to_string(),
                 pc1: shown,
-                em: sorted(em_series),
+                em: em_series,
             });
         }
         if panels.is_empty() {
-            return Err(FigureError::Missing(format!(
-                "fig1 needs |PC1| of {} runs in a `pc1` table (from `traitwatch pca --score`)",
-                SHOWN.join(" or ")
-            )));
+            return None;
         }
-        let proxy = em.iter().any(|r| r.statistic == "proxy_em");
-        let em_label = if proxy {
-            format!("{EM_OF} proxy EM, % (paired choice)")
-        } else {
-            format!("{EM_OF} EM rate, % (free-form judge)")
-        };
-        Ok(Self { panels, em_label })
+        let em_of: Vec<EmRow> = em
+            .iter()
+            .filter(|r| r.perturbation == EM_OF)
+            .cloned()
+            .collect();
+        let em_label = format!("{EM_OF} {}", load::em_label(&em_of));
+        Some(Self { panels, em_label })
     }
-}
 
-fn sorted(mut s: Series) -> Series {
-    for v in s.values_mut() {
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    s
-}
-
-/// Mean and std across seeds at each step every seed has.
-fn across_seeds(series: &Series) -> Vec<(f64, f64, f64)> {
-    let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for points in series.values() {
-        for &(x, y) in points {
-            by_step.entry(x as u64).or_default().push(y);
+    fn legend(&self) -> Vec<(Mark, String)> {
+        let mut entries = Vec::new();
+        for pert in SHOWN {
+            let seeds = self
+                .panels
+                .iter()
+                .flat_map(|p| {
+                    p.pc1
+                        .iter()
+                        .filter(|(n, _)| n == pert)
+                        .map(|(_, s)| s.len())
+                })
+                .max()
+                .unwrap_or(0);
+            if seeds > 0 {
+                let c = colour(pert);
+                let (mark, text) = if seeds > 1 {
+                    (
+                        Mark::Band(c),
+                        format!("{pert} |PC1|: mean ± 1 sd of {seeds} seeds (thin: each seed)"),
+                    )
+                } else {
+                    (Mark::Line(c, 4), format!("{pert} |PC1| (1 seed)"))
+                };
+                entries.push((mark, text));
+            }
         }
+        if self.panels.iter().any(|p| !p.em.is_empty()) {
+            let labelled = self.panels.iter().map(|p| p.em.len()).max().unwrap_or(0);
+            let runs = self
+                .panels
+                .iter()
+                .flat_map(|p| {
+                    p.pc1
+                        .iter()
+                        .filter(|(n, _)| n == EM_OF)
+                        .map(|(_, s)| s.len())
+                })
+                .max()
+                .unwrap_or(0);
+            let which = if labelled < runs {
+                format!(", {labelled} of {runs} seeds labelled")
+            } else if labelled > 1 {
+                format!(", mean of {labelled} seeds")
+            } else {
+                String::new()
+            };
+            entries.push((
+                Mark::Dashed(darker(colour(EM_OF)), 4),
+                format!("{} (right axis{which})", self.em_label),
+            ));
+        }
+        entries
     }
-    let n = series.len();
-    by_step
-        .into_iter()
-        .filter(|(_, v)| v.len() == n)
-        .map(|(x, v)| {
-            let (m, s) = mean_std(&v);
-            (x as f64, m, s)
-        })
-        .collect()
 }
 
 impl Figure for Fig1 {
@@ -118,14 +208,13 @@ impl Figure for Fig1 {
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
-        let title = "|PC1| drift during finetuning: bad_medical vs number_sequence";
-        let area = root.margin(16, 0, 0, 0);
-        let area = area.titled(title, (FONT, 36)).map_err(plot)?;
-        let panels = area.split_evenly((1, self.panels.len()));
+        let title = "Drift along the cluster PC1 during finetuning: bad_medical vs number_sequence";
+        let (body, legend) = style::frame(root, title, 110)?;
+        let panels = body.split_evenly(style::grid(self.panels.len()));
         for (panel, area) in self.panels.iter().zip(&panels) {
             draw_panel(panel, &self.em_label, area)?;
         }
-        Ok(())
+        style::legend_strip(&legend, &self.legend(), 24)
     }
 }
 
@@ -137,40 +226,51 @@ fn draw_panel<DB: DrawingBackend>(
     let all = panel.pc1.iter().flat_map(|(_, s)| s.values().flatten());
     let max_step = all.clone().map(|p| p.0).fold(1.0f64, f64::max);
     let y_max = all.map(|p| p.1).fold(0.0f64, f64::max);
-    let em_points = panel.em.values().flatten();
-    let em_lo = em_points.clone().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let em_hi = em_points.map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let has_em = !panel.em.is_empty();
-    let x_range = 0.0..max_step * 1.02;
-    let y_range = 0.0..(y_max * 1.15).max(1e-6);
+    let em_stats = across_seeds(&panel.em);
+    let em_lo = em_stats
+        .iter()
+        .map(|p| p.1 - p.2)
+        .fold(f64::INFINITY, f64::min);
+    let em_hi = em_stats
+        .iter()
+        .map(|p| p.1 + p.2)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let x_range = 0.0..max_step * 1.03;
+    let y_range = 0.0..(y_max * 1.12).max(1e-6);
     // At least 20 points of EM on the axis, so that a change of one or two judged items
     // (noise for a few hundred items) does not fill the panel.
     let em_range = if has_em {
         let mid = (em_lo + em_hi) / 2.0;
-        let half = ((em_hi - em_lo) / 2.0).max(10.0);
-        padded((mid - half).max(0.0), (mid + half).min(100.0), 0.05)
+        let half = ((em_hi - em_lo) / 2.0 * 1.15).max(10.0);
+        let (lo, hi) = ((mid - half).max(0.0), (mid + half).min(100.0));
+        // A little headroom, so a rate at 0 or 100% does not lie on the frame.
+        let pad = 0.04 * (hi - lo).max(1.0);
+        (lo - pad).max(if lo > 0.0 { 0.0 } else { -pad })..hi + pad
     } else {
         0.0..100.0
     };
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.model, (FONT, 30))
-        .margin(24)
-        .x_label_area_size(70)
-        .y_label_area_size(100)
-        .right_y_label_area_size(if has_em { 100 } else { 20 })
+        .margin(20)
+        .margin_right(if has_em { 10 } else { 40 })
+        .x_label_area_size(80)
+        .y_label_area_size(110)
+        .right_y_label_area_size(if has_em { 110 } else { 0 })
         .build_cartesian_2d(x_range.clone(), y_range)
         .map_err(plot)?
         .set_secondary_coord(x_range, em_range);
     chart
         .configure_mesh()
         .x_desc("training step")
-        .y_desc("|PC1| × 100 (drift along cluster PC1)")
+        .y_desc("|PC1| × 100 (% of pre-finetuning activation norm)")
         .label_style((FONT, 22))
         .axis_desc_style((FONT, 24))
         .light_line_style(WHITE)
-        .bold_line_style(RGBColor(225, 225, 225))
+        .bold_line_style(RGBColor(228, 228, 228))
+        .x_labels(10)
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| style::tick(*v, y_max))
         .draw()
         .map_err(plot)?;
     if has_em {
@@ -179,7 +279,13 @@ fn draw_panel<DB: DrawingBackend>(
             .y_desc(em_label)
             .label_style((FONT, 22))
             .axis_desc_style((FONT, 24))
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| {
+                if (-1e-9..=100.0 + 1e-9).contains(v) {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .draw()
             .map_err(plot)?;
     }
@@ -187,77 +293,61 @@ fn draw_panel<DB: DrawingBackend>(
         let c = colour(pert);
         let stats = across_seeds(series);
         if series.len() > 1 {
-            let upper = stats.iter().map(|&(x, m, s)| (x, m + s));
-            let lower = stats.iter().rev().map(|&(x, m, s)| (x, (m - s).max(0.0)));
+            let upper = stats.iter().map(|&(x, m, s, _)| (x, m + s));
+            let lower = stats
+                .iter()
+                .rev()
+                .map(|&(x, m, s, _)| (x, (m - s).max(0.0)));
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     upper.chain(lower).collect::<Vec<_>>(),
-                    c.mix(0.15).filled(),
+                    c.mix(0.16).filled(),
                 )))
                 .map_err(plot)?;
             for points in series.values() {
                 chart
                     .draw_series(LineSeries::new(
                         points.iter().copied(),
-                        c.mix(0.45).stroke_width(1),
+                        c.mix(0.5).stroke_width(1),
                     ))
                     .map_err(plot)?;
             }
         }
-        let mean: Vec<(f64, f64)> = stats.iter().map(|&(x, m, _)| (x, m)).collect();
-        let label = if series.len() > 1 {
-            format!("{pert} |PC1| (mean ± sd of {} seeds)", series.len())
-        } else {
-            format!("{pert} |PC1|")
-        };
+        let mean: Vec<(f64, f64)> = stats.iter().map(|&(x, m, _, _)| (x, m)).collect();
         chart
             .draw_series(LineSeries::new(mean.clone(), c.stroke_width(4)))
-            .map_err(plot)?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x - 4, y), (x + 14, y)], c.stroke_width(4))
-            });
+            .map_err(plot)?;
         chart
             .draw_series(mean.iter().map(|&p| Circle::new(p, 5, c.filled())))
             .map_err(plot)?;
     }
     if has_em {
-        let c = colour(EM_OF);
-        let dark = RGBColor(c.0 / 2, c.1 / 2, c.2 / 2);
-        let stats = across_seeds(&panel.em);
-        let mean: Vec<(f64, f64)> = stats.iter().map(|&(x, m, _)| (x, m)).collect();
+        let dark = darker(colour(EM_OF));
+        let mean: Vec<(f64, f64)> = em_stats.iter().map(|&(x, m, _, _)| (x, m)).collect();
+        if em_stats.iter().any(|s| s.3 > 1) {
+            let upper = em_stats.iter().map(|&(x, m, s, _)| (x, m + s));
+            let lower = em_stats.iter().rev().map(|&(x, m, s, _)| (x, m - s));
+            chart
+                .draw_secondary_series(std::iter::once(Polygon::new(
+                    upper.chain(lower).collect::<Vec<_>>(),
+                    dark.mix(0.08).filled(),
+                )))
+                .map_err(plot)?;
+        }
         chart
             .draw_secondary_series(DashedLineSeries::new(
                 mean.clone(),
-                12,
-                8,
+                14,
+                9,
                 dark.stroke_width(3),
             ))
             .map_err(plot)?;
         chart
             .draw_secondary_series(
                 mean.iter()
-                    .map(|&p| TriangleMarker::new(p, 7, dark.filled())),
+                    .map(|&p| TriangleMarker::new(p, 8, dark.filled())),
             )
             .map_err(plot)?;
-        // The legend entry for the dashed EM line (secondary series have no legend of their own).
-        let label = format!("{em_label}, right axis");
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(plot)?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x - 4, y), (x + 4, y)], dark.stroke_width(3))
-            });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font((FONT, 22))
-        .margin(12)
-        .draw()
-        .map_err(plot)?;
     Ok(())
 }

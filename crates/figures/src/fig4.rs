@@ -1,16 +1,21 @@
-//! Fig. 4: what the cluster PC1 is made of. Per model, PC1's signed loading on each trait
-//! (bars, positive right) and the scree of the first three components (% of the variance
-//! of the calibration runs' final drift).
+//! Fig. 4: what the cluster PC1 is made of: PC1's signed loading on each trait (bars,
+//! positive right; traits grouped as in METHOD section 1) and the scree of the first three
+//! components (% of the variance of the calibration runs' final drift). The cluster PC1 is
+//! pooled across models, so one row per `pca` table (one per feature set, usually one).
+//!
+//! Reads `pca` tables (`traitwatch pca`).
 
-use crate::load::PcaRow;
-use crate::style::{FONT, Figure, plot};
-use crate::{FigureError, Result};
+use crate::load::{Context, PcaTable};
+use crate::style::{FONT, Figure, TRAIT_ORDER, plot, trait_sorted};
+use crate::{Result, load, style};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
 
 const POSITIVE: RGBColor = RGBColor(214, 39, 40);
 const NEGATIVE: RGBColor = RGBColor(31, 119, 180);
 
-/// One model: its name, PC1's loading per trait (table order), % explained by PC1..PC3.
+/// One PCA: its name, PC1's loading per trait (grouped order), % explained by PC1..PC3.
 type Panel = (String, Vec<(String, f64)>, Vec<f64>);
 
 #[derive(Debug)]
@@ -18,36 +23,61 @@ pub struct Fig4 {
     panels: Vec<Panel>,
 }
 
+/// Read the tables, draw, and return (files written, tables read).
+pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let files = ctx.require("pca")?;
+    let mut tables = Vec::new();
+    for f in &files {
+        tables.push(load::pca_table(f)?);
+    }
+    let fig =
+        Fig4::new(&tables).ok_or_else(|| ctx.no_data("the `pca` tables hold no PC1 loadings"))?;
+    let rows = fig.panels.len() as u32;
+    let size = (
+        style::WIDTH,
+        120 + 620 * rows.max(1) + if rows == 1 { 260 } else { 0 },
+    );
+    let written = style::render_target(ctx, out, size, &fig)?;
+    Ok((written, files))
+}
+
+/// The name of one PCA: the feature set and how many calibration runs it pooled.
+fn name_of(t: &PcaTable) -> String {
+    let set = t.metadata.get("feature_set").map_or("", String::as_str);
+    let runs = t.metadata.get("calibration_runs");
+    match (set.is_empty(), runs) {
+        (false, Some(r)) => format!("{set} traits, {r} calibration runs"),
+        (false, None) => format!("{set} traits"),
+        (true, Some(r)) => format!("{r} calibration runs"),
+        (true, None) => t.path.display().to_string(),
+    }
+}
+
 impl Fig4 {
-    pub fn new(tables: Vec<(String, Vec<PcaRow>)>) -> Result<Self> {
+    /// None when no table holds component 1.
+    pub fn new(tables: &[PcaTable]) -> Option<Self> {
         let mut panels = Vec::new();
-        for (model, rows) in tables {
-            let loadings: Vec<(String, f64)> = rows
+        for t in tables {
+            let pc1: Vec<(String, f64)> = t
+                .rows
                 .iter()
-                .filter(|r| r.component == 1)
-                .map(|r| (r.feature.clone(), r.loading))
+                .filter(|r| r.0 == 1)
+                .map(|r| (r.1.clone(), r.2))
                 .collect();
-            let mut scree: Vec<(u32, f64)> = rows
-                .iter()
-                .map(|r| (r.component, 100.0 * r.explained_variance_ratio))
+            let names: Vec<String> = pc1.iter().map(|l| l.0.clone()).collect();
+            let loadings: Vec<(String, f64)> = trait_sorted(&names)
+                .into_iter()
+                .filter_map(|n| pc1.iter().find(|l| l.0 == n).cloned())
                 .collect();
+            let mut scree: Vec<(u32, f64)> = t.rows.iter().map(|r| (r.0, 100.0 * r.3)).collect();
             scree.sort_by_key(|s| s.0);
             scree.dedup_by_key(|s| s.0);
             let scree: Vec<f64> = scree.into_iter().take(3).map(|s| s.1).collect();
             if !loadings.is_empty() {
-                panels.push((model, loadings, scree));
+                panels.push((name_of(t), loadings, scree));
             }
         }
-        if panels.is_empty() {
-            return Err(FigureError::Missing(
-                "fig4 needs PC1 loadings in a `pca` table (from `traitwatch pca`)".into(),
-            ));
-        }
-        Ok(Self { panels })
-    }
-
-    pub fn rows(&self) -> usize {
-        self.panels.len().max(2)
+        (!panels.is_empty()).then_some(Self { panels })
     }
 }
 
@@ -56,9 +86,8 @@ impl Figure for Fig4 {
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
-        let title = "What cluster PC1 is made of: trait loadings and explained variance";
-        let area = root.margin(16, 0, 0, 0);
-        let area = area.titled(title, (FONT, 36)).map_err(plot)?;
+        let title = "What the cluster PC1 is made of: trait loadings and explained variance";
+        let (area, _) = style::frame(root, title, 20)?;
         let rows = area.split_evenly((self.panels.len(), 1));
         for ((model, loadings, scree), row) in self.panels.iter().zip(&rows) {
             let (left, right) = row.split_horizontally((62).percent_width());
@@ -75,14 +104,14 @@ fn draw_loadings<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
 ) -> Result<()> {
     let n = loadings.len();
-    let lim = loadings.iter().map(|l| l.1.abs()).fold(0.1f64, f64::max) * 1.15;
+    let lim = loadings.iter().map(|l| l.1.abs()).fold(0.1f64, f64::max) * 1.25;
     let names: Vec<String> = loadings.iter().map(|l| l.0.clone()).collect();
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{model}: PC1 loadings"), (FONT, 28))
+        .caption(format!("PC1 loadings ({model})"), (FONT, 28))
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(190)
-        .build_cartesian_2d(-lim..lim, (0..n - 1).into_segmented())
+        .build_cartesian_2d(-lim..lim, (0..n.saturating_sub(1)).into_segmented())
         .map_err(plot)?;
     chart
         .configure_mesh()
@@ -91,7 +120,10 @@ fn draw_loadings<DB: DrawingBackend>(
         .axis_desc_style((FONT, 22))
         .y_label_formatter(&|v| match v {
             // Table order from the top.
-            SegmentValue::CenterOf(i) => names.get(n - 1 - *i).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) => (n - 1)
+                .checked_sub(*i)
+                .and_then(|j| names.get(j).cloned())
+                .unwrap_or_default(),
             _ => String::new(),
         })
         .disable_y_mesh()
@@ -121,17 +153,49 @@ fn draw_loadings<DB: DrawingBackend>(
             BLACK.stroke_width(2),
         )))
         .map_err(plot)?;
+    // Values at the bar ends.
+    chart
+        .draw_series(loadings.iter().enumerate().map(|(k, (_, v))| {
+            let (h, dx) = if *v >= 0.0 {
+                (HPos::Left, 8)
+            } else {
+                (HPos::Right, -8)
+            };
+            EmptyElement::at((*v, SegmentValue::CenterOf(n - 1 - k)))
+                + Text::new(
+                    format!("{v:+.2}"),
+                    (dx, 0),
+                    TextStyle::from((FONT, 20).into_font()).pos(Pos::new(h, VPos::Center)),
+                )
+        }))
+        .map_err(plot)?;
+    // The divider between traits whose positive pole is aligned and the others.
+    let split = loadings
+        .iter()
+        .position(|(t, _)| TRAIT_ORDER[4..].contains(&t.as_str()))
+        .filter(|&s| s > 0);
+    if let Some(s) = split {
+        let y = SegmentValue::Exact(n - s);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(-lim, y.clone()), (lim, y)],
+                8,
+                6,
+                RGBColor(120, 120, 120).stroke_width(2),
+            ))
+            .map_err(plot)?;
+    }
     Ok(())
 }
 
 fn draw_scree<DB: DrawingBackend>(
-    model: &str,
+    _model: &str,
     scree: &[f64],
     area: &DrawingArea<DB, plotters::coord::Shift>,
 ) -> Result<()> {
     let k = scree.len();
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{model}: scree"), (FONT, 28))
+        .caption("Scree", (FONT, 28))
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(80)

@@ -1,16 +1,45 @@
-//! The paper's figures as pure functions of an experiment's results: every figure reads
-//! the Parquet tables under a results directory (found by their table kind, wherever they
-//! lie), draws the same picture to PNG and SVG, and writes a provenance sidecar naming the
-//! manifest, the git revision and the sha256 of every table it read.
+//! The paper's figures and tables (METHOD section 10) as pure functions of an experiment's
+//! results directory.
 //!
-//! Implemented: fig1 (|PC1| over steps, EM overlaid) and fig4 (PC1 loadings and scree).
-//! The others return [`FigureError::NotYet`], saying so.
+//! Every target reads the Parquet tables under a results directory, found by their table
+//! kind (the `traitwatch.table` footer key) wherever they lie, as `eval::load_results`
+//! does, so any layout of `results/` works. A figure is drawn once to SVG and once to PNG
+//! (the same drawing, 1600 x 1000 px or taller for multi-panel figures) with a provenance
+//! sidecar `<stem>.json` naming the manifest, the git revision and the sha256 of every
+//! table read. The `tables` target writes Markdown and LaTeX files under `<out>/tables/`.
+//! Every file is written to a temporary name and renamed into place. Nothing here reads
+//! activations or runs a model: figures are cheap to redraw.
+//!
+//! | target | shows | needs (table kind, from which command) |
+//! |--------|-------|----------------------------------------|
+//! | fig1 | \|PC1\| x100 over steps, bad_medical vs number_sequence, EM overlaid | `pc1` (`traitwatch pca`); `em_summary` (`traitwatch em`) optional |
+//! | fig2 | final drift magnitude vs cosine to PC1, colour = EM | `pc1`; `em_summary` optional |
+//! | fig3 | FNR/FPR bars, regressor x feature set | `monitor_metrics` (`lopo --held-out-types`, else `--all`) |
+//! | fig4 | PC1 loadings per trait and scree | `pca` (`traitwatch pca`) |
+//! | fig6 | 7x7 cosines of trait directions at l*, per model | `trait_cosines` (`traitwatch traits`) |
+//! | fig7 | LOPO grid of FNR/FPR per (model, held-out perturbation) | `monitor_metrics` (`lopo --all`) |
+//! | fig8 | final EM per perturbation by severity, per model, Spearman rho | `em_summary` |
+//! | fig9 | step-aware alarm probability over steps | `step_alarm` (`lopo --step-alarm`) |
+//! | tables | headline detection, PC1 stability, EM-threshold sweep, alarm onsets | `monitor_metrics`, `pc1_stability`, `step_alarm` |
+//!
+//! fig5, fig10 and fig11 need data the pipeline does not produce yet; they return
+//! [`FigureError::NotYet`] saying what is missing.
+//!
+//! Text needs a TrueType font, found at run time (`TRAITWATCH_FONT`, else common system
+//! paths; see [`style::ensure_font`]); none is shipped.
 
 pub mod fig1;
+pub mod fig2;
+pub mod fig3;
 pub mod fig4;
+pub mod fig6;
+pub mod fig7;
+pub mod fig8;
+pub mod fig9;
 pub mod load;
 pub mod provenance;
 pub mod style;
+pub mod tables_md;
 
 pub use provenance::Provenance;
 
@@ -18,9 +47,20 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FigureError {
-    /// An input table the figure needs is not in the results.
-    #[error("{0}")]
-    Missing(String),
+    /// An input table the target needs is not under the results directory.
+    #[error(
+        "{target} needs a `{kind}` table (from `{command}`) under {}; none found",
+        dir.display()
+    )]
+    MissingTable {
+        target: String,
+        kind: &'static str,
+        command: &'static str,
+        dir: PathBuf,
+    },
+    /// The tables are there but lack the rows the target draws.
+    #[error("{target}: {reason}")]
+    NoData { target: String, reason: String },
     #[error(transparent)]
     Table(#[from] tables::TableError),
     #[error("{}: {source}", path.display())]
@@ -32,66 +72,133 @@ pub enum FigureError {
     Draw(String),
     #[error("{0}")]
     Font(String),
-    #[error("{0} is not implemented yet")]
+    /// A figure whose inputs the pipeline does not produce yet.
+    #[error("{0}")]
     NotYet(String),
+    #[error("unknown target `{0}`: expected fig1 ... fig11 or tables")]
+    UnknownTarget(String),
 }
 
 pub type Result<T, E = FigureError> = std::result::Result<T, E>;
 
-/// Figures implemented so far.
-pub const IMPLEMENTED: [u8; 2] = [1, 4];
+/// What to draw: one figure (1 ... 11) or the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Fig(u8),
+    Tables,
+}
 
-/// Draw figure `n` from the tables under `results` into `out` (`fig<n>.png`, `.svg`,
-/// `.json`). Returns the files written.
-pub fn render(n: u8, results: &Path, out: &Path, provenance: &Provenance) -> Result<Vec<PathBuf>> {
-    let missing = |what: &str| {
-        FigureError::Missing(format!("fig{n} needs {what} under {}", results.display()))
-    };
-    let stem = format!("fig{n}");
-    let (mut files, inputs) = match n {
-        1 => {
-            let pc1_files = load::find(results, "pc1")?;
-            if pc1_files.is_empty() {
-                return Err(missing("a `pc1` table (from `traitwatch pca`)"));
-            }
-            let mut pc1 = Vec::new();
-            for f in &pc1_files {
-                pc1.extend(load::pc1_rows(f)?);
-            }
-            let (em, em_files) = load::em_rows(results)?;
-            let fig = fig1::Fig1::new(&pc1, &em)?;
-            let files = style::render_both(out, &stem, (style::WIDTH, style::HEIGHT), &fig)?;
-            (files, [pc1_files, em_files].concat())
+impl Target {
+    /// `fig1` ... `fig11` or `tables`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s == "tables" {
+            return Ok(Self::Tables);
         }
-        4 => {
-            let pca_files = load::find(results, "pca")?;
-            if pca_files.is_empty() {
-                return Err(missing("a `pca` table (from `traitwatch pca`)"));
-            }
-            let mut panels = Vec::new();
-            for f in &pca_files {
-                panels.push((model_of(f), load::pca_rows(f)?));
-            }
-            let fig = fig4::Fig4::new(panels)?;
-            let size = (style::WIDTH, style::HEIGHT * fig.rows() as u32 / 2 + 200);
-            let files = style::render_both(out, &stem, size, &fig)?;
-            (files, pca_files)
+        s.strip_prefix("fig")
+            .and_then(|n| n.parse::<u8>().ok())
+            .filter(|n| (1..=11).contains(n))
+            .map(Self::Fig)
+            .ok_or_else(|| FigureError::UnknownTarget(s.to_string()))
+    }
+
+    /// The file stem: `fig1`, ..., `tables`.
+    pub fn name(self) -> String {
+        match self {
+            Self::Fig(n) => format!("fig{n}"),
+            Self::Tables => "tables".into(),
         }
-        2..=11 => return Err(FigureError::NotYet(format!("fig{n}"))),
-        _ => {
-            return Err(FigureError::Missing(format!(
-                "there is no fig{n} (fig1 ... fig11)"
-            )));
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = FigureError;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// A bare number is a figure (`render(1, ...)` draws fig1).
+impl From<u8> for Target {
+    fn from(n: u8) -> Self {
+        Self::Fig(n)
+    }
+}
+
+/// Figures drawn by [`render`] (the others return [`FigureError::NotYet`]).
+pub const IMPLEMENTED: [u8; 8] = [1, 2, 3, 4, 6, 7, 8, 9];
+
+/// The table kinds a target reads (the first is required, the rest as documented per
+/// figure), so a pipeline can tell which stages a target needs.
+pub fn required_tables(target: Target) -> &'static [&'static str] {
+    match target {
+        Target::Fig(1 | 2) => &["pc1", "em_summary"],
+        Target::Fig(3 | 7) => &["monitor_metrics"],
+        Target::Fig(4) => &["pca"],
+        Target::Fig(5) => &["drift", "pc1", "em_summary"],
+        Target::Fig(6) => &["trait_cosines"],
+        Target::Fig(8) => &["em_summary"],
+        Target::Fig(9) => &["step_alarm"],
+        Target::Fig(10) => &["drift", "em_summary"],
+        Target::Fig(11) => &["pc1"],
+        Target::Fig(_) => &[],
+        Target::Tables => &["monitor_metrics", "pc1_stability", "step_alarm"],
+    }
+}
+
+/// Draw `target` from the tables under `results` into `out`: `fig<n>.png`, `.svg` and the
+/// sidecar `.json`, or for the tables `tables/*.md`, `tables/*.tex` and `tables.json`.
+/// Returns the files written.
+pub fn render(
+    target: impl Into<Target>,
+    results: &Path,
+    out: &Path,
+    provenance: &Provenance,
+) -> Result<Vec<PathBuf>> {
+    let target = target.into();
+    let stem = target.name();
+    tracing::info!("drawing {stem} from {}", results.display());
+    let ctx = load::Context::new(target, results);
+    let (mut files, inputs) = match target {
+        Target::Fig(1) => fig1::render(&ctx, out)?,
+        Target::Fig(2) => fig2::render(&ctx, out)?,
+        Target::Fig(3) => fig3::render(&ctx, out)?,
+        Target::Fig(4) => fig4::render(&ctx, out)?,
+        Target::Fig(6) => fig6::render(&ctx, out)?,
+        Target::Fig(7) => fig7::render(&ctx, out)?,
+        Target::Fig(8) => fig8::render(&ctx, out)?,
+        Target::Fig(9) => fig9::render(&ctx, out)?,
+        Target::Fig(5) => {
+            return Err(FigureError::NotYet(
+                "fig5 (two runs with matched |PC1| but different EM, per-trait drift bars) is \
+                 not implemented yet; it will read `drift`, `pc1` and `em_summary` tables"
+                    .into(),
+            ));
         }
+        Target::Fig(10) => {
+            return Err(FigureError::NotYet(
+                "fig10 (Spearman rho of trait drift vs trait behaviour scores) is not \
+                 implemented yet; it needs `drift` tables and the `trait_positive` rows of \
+                 `em_summary` tables (`traitwatch em` with the trait bank)"
+                    .into(),
+            ));
+        }
+        Target::Fig(11) => {
+            return Err(FigureError::NotYet(
+                "fig11 (|PC1| of full finetuning vs LoRA) is not implemented yet; it needs \
+                 `pc1` rows of full-finetuning runs told apart from LoRA runs, which the \
+                 `pc1` table does not record"
+                    .into(),
+            ));
+        }
+        Target::Fig(n) => return Err(FigureError::UnknownTarget(format!("fig{n}"))),
+        Target::Tables => tables_md::render(&ctx, out)?,
     };
     files.push(provenance.write(out, &stem, &inputs)?);
     Ok(files)
-}
-
-/// The model a per-model table belongs to: the name of the directory it was collected
-/// into (`results/<exp>/pca/<model>/pca.parquet`), else the file's parent.
-fn model_of(path: &Path) -> String {
-    path.parent()
-        .and_then(Path::file_name)
-        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
 }

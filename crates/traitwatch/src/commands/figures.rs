@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// fig1 ... fig11 (several allowed).
+    /// fig1 ... fig11 or tables (several allowed).
     #[arg(required = true)]
     targets: Vec<String>,
     /// An experiment's results directory.
@@ -23,18 +23,11 @@ pub fn run(args: Args) -> Result<()> {
         ..Default::default()
     };
     for t in &args.targets {
-        let n = figure_number(t)?;
-        let files = figures::render(n, &args.results, &args.out, &provenance)?;
+        let target = figures::Target::parse(t)?;
+        let files = figures::render(target, &args.results, &args.out, &provenance)?;
         println!("{t}: {}", display(&files));
     }
     Ok(())
-}
-
-fn figure_number(t: &str) -> Result<u8> {
-    match Target::parse(t) {
-        Some(Target::Fig(n)) => Ok(n),
-        _ => anyhow::bail!("`{t}` is not a figure (fig1 ... fig11)"),
-    }
 }
 
 fn display(files: &[PathBuf]) -> String {
@@ -56,9 +49,9 @@ fn git_revision() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The plan's figures, drawn from the collected results into the experiment's figures
-/// directory. A figure not implemented yet is reported, not fatal; `tables` copies the
-/// monitor's Markdown and LaTeX tables next to the figures.
+/// The plan's figures and tables, drawn from the collected results into the experiment's
+/// figures directory. A figure whose inputs this experiment does not have (or that is not
+/// implemented yet) is reported and skipped, so one missing table does not stop the rest.
 pub fn make(loaded: &Loaded, plan: &Plan, results: &Path, manifest: &Path) -> Result<()> {
     let out = loaded.figures_dir();
     let text =
@@ -76,36 +69,19 @@ pub fn make(loaded: &Loaded, plan: &Plan, results: &Path, manifest: &Path) -> Re
         git_revision: git_revision(),
     };
     for target in &plan.targets {
-        match target {
-            Target::Fig(n) => match figures::render(*n, results, &out, &provenance) {
-                Ok(files) => println!("{}: {}", target.name(), display(&files)),
-                Err(figures::FigureError::NotYet(what)) => {
-                    println!(
-                        "{}: not drawn ({what} is not implemented yet)",
-                        target.name()
-                    );
-                }
-                Err(e) => return Err(e).with_context(|| format!("drawing {}", target.name())),
-            },
-            Target::Tables => copy_tables(&results.join("monitor"), &out.join("tables"))?,
-            Target::All => {}
+        let which = match target {
+            Target::Fig(n) => figures::Target::Fig(*n),
+            Target::Tables => figures::Target::Tables,
+            Target::All => continue,
+        };
+        use figures::FigureError as E;
+        match figures::render(which, results, &out, &provenance) {
+            Ok(files) => println!("{}: {}", target.name(), display(&files)),
+            Err(e @ (E::NotYet(_) | E::MissingTable { .. } | E::NoData { .. })) => {
+                println!("{}: not drawn ({e})", target.name());
+            }
+            Err(e) => return Err(e).with_context(|| format!("drawing {}", target.name())),
         }
     }
-    Ok(())
-}
-
-fn copy_tables(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    let mut n = 0;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "md" || e == "tex")
-            && let Some(name) = path.file_name()
-        {
-            std::fs::copy(&path, to.join(name))?;
-            n += 1;
-        }
-    }
-    println!("tables: {n} files in {}", to.display());
     Ok(())
 }

@@ -1,0 +1,248 @@
+//! Fig. 8: which perturbations cause emergent misalignment, and whether models agree. The
+//! EM rate at each run's final checkpoint, per perturbation (sorted by the mean over models
+//! and seeds, least severe first), one line per model with a ±1 sd band over seeds. The
+//! legend gives each model's Spearman rho between its per-perturbation EM and the mean of
+//! the other models (the consensus severity order); with one model there is no rho.
+//!
+//! Reads `em_summary` tables (`em_rate`, else `proxy_em`, group `all`).
+
+use crate::load::{Context, EmRow};
+use crate::style::{FONT, Figure, Mark, mean_std, model_colour, plot};
+use crate::{Result, load, style};
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One model: its name, per perturbation (mean %, sd %, seeds) or None, and its rho.
+type ModelLine = (String, Vec<Option<(f64, f64, usize)>>, Option<f64>);
+
+#[derive(Debug)]
+pub struct Fig8 {
+    /// Perturbations, least severe first.
+    perturbations: Vec<String>,
+    models: Vec<ModelLine>,
+    em_label: String,
+}
+
+pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let files = ctx.require("em_summary")?;
+    let em = load::em_rows(&files)?;
+    let fig = Fig8::new(&em).ok_or_else(|| {
+        ctx.no_data("the `em_summary` tables hold no overall (`all`) em_rate or proxy_em rows")
+    })?;
+    let w = (600 + 150 * fig.perturbations.len() as u32).max(style::WIDTH);
+    let written = style::render_target(ctx, out, (w, style::HEIGHT), &fig)?;
+    Ok((written, files))
+}
+
+/// Ranks (1-based, ties averaged).
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rho (Pearson on ranks); None with fewer than 3 pairs or no variance.
+pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() != b.len() || a.len() < 3 {
+        return None;
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+}
+
+impl Fig8 {
+    pub fn new(em: &[EmRow]) -> Option<Self> {
+        // Each run's final labelled checkpoint.
+        let mut last: BTreeMap<(&str, &str, u64), &EmRow> = BTreeMap::new();
+        for r in em {
+            let e = last.entry(r.run()).or_insert(r);
+            if r.step > e.step {
+                *e = r;
+            }
+        }
+        let mut by: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+        for ((model, pert, _), r) in &last {
+            by.entry((model, pert)).or_default().push(100.0 * r.rate);
+        }
+        if by.is_empty() {
+            return None;
+        }
+        let mut models: Vec<&str> = by.keys().map(|k| k.0).collect();
+        models.dedup();
+        let mut perts: Vec<&str> = by.keys().map(|k| k.1).collect();
+        perts.sort_unstable();
+        perts.dedup();
+        let stats = |m: &str, p: &str| {
+            by.get(&(m, p)).map(|v| {
+                let (mean, sd) = mean_std(v);
+                (mean, sd, v.len())
+            })
+        };
+        // Severity: mean over models of the per-model mean.
+        let severity = |p: &str| {
+            let means: Vec<f64> = models
+                .iter()
+                .filter_map(|m| stats(m, p))
+                .map(|s| s.0)
+                .collect();
+            mean_std(&means).0
+        };
+        perts.sort_by(|a, b| severity(a).total_cmp(&severity(b)).then(a.cmp(b)));
+        let rows = models
+            .iter()
+            .map(|m| {
+                let values: Vec<Option<(f64, f64, usize)>> =
+                    perts.iter().map(|p| stats(m, p)).collect();
+                // Against the other models' mean, on perturbations both have.
+                let mut mine = Vec::new();
+                let mut others = Vec::new();
+                for (p, v) in perts.iter().zip(&values) {
+                    let rest: Vec<f64> = models
+                        .iter()
+                        .filter(|o| *o != m)
+                        .filter_map(|o| stats(o, p))
+                        .map(|s| s.0)
+                        .collect();
+                    if let (Some(v), false) = (v, rest.is_empty()) {
+                        mine.push(v.0);
+                        others.push(mean_std(&rest).0);
+                    }
+                }
+                (m.to_string(), values, spearman(&mine, &others))
+            })
+            .collect();
+        Some(Self {
+            perturbations: perts.iter().map(|p| p.to_string()).collect(),
+            models: rows,
+            em_label: load::em_label(em).to_string(),
+        })
+    }
+}
+
+impl Figure for Fig8 {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<()> {
+        let title = "Final EM per perturbation, sorted by mean severity";
+        let (body, legend) = style::frame(root, title, 90)?;
+        let n = self.perturbations.len();
+        let values = self.models.iter().flat_map(|m| m.1.iter().flatten());
+        let hi = values
+            .clone()
+            .map(|v| v.0 + v.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let lo = values.map(|v| v.0 - v.1).fold(f64::INFINITY, f64::min);
+        let span = (hi - lo).max(10.0);
+        let mid = (hi + lo) / 2.0;
+        let pad = 0.04 * span;
+        let y_range = (mid - 0.6 * span).max(-pad)..(mid + 0.6 * span).min(100.0 + pad);
+        let perts = &self.perturbations;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(20)
+            .margin_right(40)
+            .x_label_area_size(90)
+            .y_label_area_size(110)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), y_range)
+            .map_err(plot)?;
+        chart
+            .configure_mesh()
+            .x_desc("perturbation (least to most severe)")
+            .y_desc(format!("final-checkpoint {}", self.em_label))
+            .label_style((FONT, 22))
+            .axis_desc_style((FONT, 24))
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(228, 228, 228))
+            .x_labels(n)
+            .x_label_formatter(&|v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 {
+                    perts.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|v| {
+                if (-1e-9..=100.0 + 1e-9).contains(v) {
+                    format!("{v:.0}")
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(plot)?;
+        for (model, values, _) in &self.models {
+            let c = model_colour(model);
+            let pts: Vec<(f64, f64, f64)> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (i as f64, v.0, v.1)))
+                .collect();
+            if values.iter().flatten().any(|v| v.2 > 1) {
+                let upper = pts.iter().map(|&(x, m, s)| (x, m + s));
+                let lower = pts.iter().rev().map(|&(x, m, s)| (x, m - s));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        upper.chain(lower).collect::<Vec<_>>(),
+                        c.mix(0.15).filled(),
+                    )))
+                    .map_err(plot)?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|&(x, m, _)| (x, m)),
+                    c.stroke_width(4),
+                ))
+                .map_err(plot)?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|&(x, m, _)| Circle::new((x, m), 7, c.filled())),
+                )
+                .map_err(plot)?;
+        }
+        let entries: Vec<(Mark, String)> = self
+            .models
+            .iter()
+            .map(|(m, values, rho)| {
+                let seeds = values.iter().flatten().map(|v| v.2).max().unwrap_or(1);
+                let rho = match rho {
+                    Some(r) => format!("Spearman ρ vs other models = {r:.2}"),
+                    None if self.models.len() == 1 => "one model: no ρ".into(),
+                    None => "ρ undefined".into(),
+                };
+                let band = if seeds > 1 {
+                    ", band ± 1 sd over seeds"
+                } else {
+                    ""
+                };
+                let mark = if seeds > 1 {
+                    Mark::Band(model_colour(m))
+                } else {
+                    Mark::Line(model_colour(m), 4)
+                };
+                (mark, format!("{m} ({rho}{band})"))
+            })
+            .collect();
+        style::legend_strip(&legend, &entries, 24)
+    }
+}
