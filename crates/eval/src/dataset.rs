@@ -8,7 +8,7 @@ use crate::folds::Checkpoint;
 use crate::reduction::Reduction;
 use crate::{EvalError, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tables::RunKey;
 use tables::arrow::array::{Float64Array, StringArray, UInt64Array};
 
@@ -51,20 +51,6 @@ pub struct MonitorData {
     pub checkpoints: Vec<Checkpoint>,
     pub feature_sets: Vec<FeatureSet>,
     pub label: LabelSource,
-}
-
-fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| EvalError::Input(format!("cannot read {}: {e}", dir.display())))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            parquet_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 type Key = (RunKey, u64);
@@ -238,9 +224,8 @@ fn read_activation_drift(
 /// Gather everything under `dir`. `label` None: the free-form EM rate where every joined
 /// checkpoint has one, else the proxy increase.
 pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorData> {
-    let mut files = Vec::new();
-    parquet_files(dir, &mut files)?;
-    files.sort();
+    let files = tables::parquet_files(dir)
+        .map_err(|e| EvalError::Input(format!("cannot list the results: {e}")))?;
     let mut em: BTreeMap<Key, (Option<f64>, Option<f64>)> = BTreeMap::new();
     // (key) -> feature set -> drift vector; and the activation-norm drift per key.
     let mut drift: BTreeMap<Key, BTreeMap<String, Vec<f64>>> = BTreeMap::new();

@@ -84,9 +84,7 @@ fn index(dir: &Path) -> std::result::Result<BTreeMap<String, Vec<PathBuf>>, Stri
     if !dir.is_dir() {
         return Err(format!("no results directory at {}", dir.display()));
     }
-    let mut files = Vec::new();
-    walk(dir, &mut files);
-    files.sort();
+    let files = tables::parquet_files(dir).map_err(|e| e.to_string())?;
     let mut map: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for f in files {
         match tables::table_kind(&f) {
@@ -96,21 +94,6 @@ fn index(dir: &Path) -> std::result::Result<BTreeMap<String, Vec<PathBuf>>, Stri
         }
     }
     Ok(map)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        tracing::warn!("cannot read {}; skipped", dir.display());
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
 }
 
 type Col<'a, T> = &'a T;

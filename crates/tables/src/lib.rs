@@ -181,6 +181,30 @@ impl Table {
     }
 }
 
+/// Every `.parquet` file under `dir`, recursively, sorted (results directories nest tables
+/// by stage and run).
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, TableError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), TableError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| TableError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
 /// The table kind a Parquet file declares in its metadata (None for foreign files), read
 /// without loading its rows.
 pub fn table_kind(path: &Path) -> Result<Option<String>, TableError> {
