@@ -22,7 +22,16 @@ pub fn report(data: &MonitorData, anchor: Option<&str>, tau: f64, out: &Path) ->
     {
         bail!("no checkpoints of the anchor perturbation `{a}` in the results");
     }
-    let rows = step_alarm(cps, &abs_pc1, &CALIBRATION, &HELD_OUT, anchor, tau)?;
+    // Scored: the held-out types and every other run outside calibration and the anchor
+    // (a manifest's extra runs, e.g. long dangerous and benign runs).
+    let mut scored: Vec<&str> = HELD_OUT.to_vec();
+    for c in cps {
+        let p = c.perturbation.as_str();
+        if !CALIBRATION.contains(&p) && Some(p) != anchor && !scored.contains(&p) {
+            scored.push(p);
+        }
+    }
+    let rows = step_alarm(cps, &abs_pc1, &CALIBRATION, &scored, anchor, tau)?;
     if rows.is_empty() {
         bail!("nothing to score: the results need calibration and held-out (or anchor) runs");
     }

@@ -14,6 +14,7 @@
 //!   crate free of burn.
 //! - [`slurm`]: an sbatch job array (one task per cell) plus dependent jobs.
 
+pub mod extra;
 pub mod locate;
 pub mod manifest;
 pub mod plan;

@@ -45,6 +45,9 @@ pub struct Manifest {
     pub monitor: MonitorSpec,
     #[serde(default)]
     pub figures: FiguresSpec,
+    /// Runs outside the split (full finetuning, long runs, an anchor): see `extra`.
+    #[serde(default)]
+    pub extra_runs: Vec<crate::extra::ExtraRuns>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -514,9 +517,9 @@ impl Loaded {
                 format!("`{}`: expected `proxy` or `em-rate`", m.monitor.label),
             ));
         }
+        self.check_extra_runs()?;
         if let Some(anchor) = &m.monitor.anchor
-            && !p.calibration.contains(anchor)
-            && !p.held_out.contains(anchor)
+            && !self.run_labels().contains(anchor)
         {
             return Err(self.invalid(
                 "monitor.anchor",

@@ -172,9 +172,10 @@ fn needs(loaded: &Loaded, targets: &[Target]) -> Needs {
                 n.pca = true;
             }
             Target::Fig(6) => {}
+            // Everything else reads the whole grid, extra runs included.
             _ => {
-                n.drift.extend(every.iter().cloned());
-                n.em.extend(every.iter().cloned());
+                n.drift.extend(loaded.run_labels());
+                n.em.extend(loaded.run_labels());
                 n.pca = true;
             }
         }
@@ -244,32 +245,28 @@ impl Plan {
             };
             let mut calibration_drift = Vec::new();
             let mut scored_drift = Vec::new();
-            for pert in m
-                .perturbations
-                .calibration
-                .iter()
-                .chain(&m.perturbations.held_out)
-            {
+            for group in loaded.run_groups() {
+                let pert = &group.label;
                 if !needs.drift.contains(pert) && !needs.em.contains(pert) {
                     continue;
                 }
-                for &seed in &m.perturbations.seeds {
+                for &seed in &group.seeds {
                     let cell = Cell {
                         model: model.name.clone(),
                         perturbation: pert.clone(),
                         seed,
                     };
                     let mut args = vec![lit("finetune"), lit("--model"), lit(src)];
-                    args.extend([lit("--data"), lit(pert)]);
+                    args.extend([lit("--data"), lit(&group.dataset)]);
                     args.extend([lit("--profile"), lit(&m.finetune.profile)]);
                     args.extend([lit("--set"), lit(&format!("seed={seed}"))]);
-                    for (key, value) in &m.finetune.set {
+                    for (key, value) in &group.set {
                         args.extend([lit("--set"), lit(&format!("{key}={value}"))]);
                     }
-                    let dataset = if pert.ends_with(".jsonl") {
-                        PathBuf::from(pert)
+                    let dataset = if group.dataset.ends_with(".jsonl") {
+                        PathBuf::from(&group.dataset)
                     } else {
-                        PathBuf::from("data/datasets").join(format!("{pert}.toml"))
+                        PathBuf::from("data/datasets").join(format!("{}.toml", group.dataset))
                     };
                     let ft = b.add(
                         StageKind::Finetune,
@@ -311,7 +308,7 @@ impl Plan {
                         }
                     }
                     if needs.em.contains(pert) {
-                        let args = em_args(loaded, ft, &labels)?;
+                        let args = em_args(loaded, ft, &group.em_steps, &labels)?;
                         let files = vec![m.em.items.clone()];
                         b.add(StageKind::Em, &model.name, Some(&cell), args, files, src)?;
                     }
@@ -390,7 +387,7 @@ impl Plan {
     }
 }
 
-fn em_args(loaded: &Loaded, ft: usize, labels: &[Arg]) -> Result<Vec<Arg>> {
+fn em_args(loaded: &Loaded, ft: usize, steps: &[u64], labels: &[Arg]) -> Result<Vec<Arg>> {
     let m = &loaded.manifest;
     let lit = |s: &str| Arg::Lit(s.to_string());
     let mut args = match m.em.judge {
@@ -436,8 +433,8 @@ fn em_args(loaded: &Loaded, ft: usize, labels: &[Arg]) -> Result<Vec<Arg>> {
             a
         }
     };
-    if !m.em.steps.is_empty() {
-        let steps: Vec<String> = m.em.steps.iter().map(u64::to_string).collect();
+    if !steps.is_empty() {
+        let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
         args.extend([lit("--steps"), lit(&steps.join(","))]);
     }
     args.extend(labels.iter().cloned());

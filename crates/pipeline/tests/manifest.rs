@@ -263,3 +263,64 @@ fn slurm_scripts_chain_shared_cells_and_merge() {
     }
     assert!(plan.select(pipeline::runner::Selection::Cell(99)).is_err());
 }
+
+#[test]
+fn extra_runs_get_their_own_label_settings_and_checks() {
+    at_root();
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(
+        dir.path(),
+        "\n[[extra_runs]]\ntag = \"full\"\nperturbations = [\"bad_medical\"]\nseeds = [7]\n\
+         set = { mode = \"full\" }\nem_steps = [2]\n\n\
+         [[extra_runs]]\nperturbations = [\"customer_support\"]\n\n\
+         [monitor]\nanchor = \"customer_support\"\n",
+    );
+    let loaded = pipeline::load(&path).unwrap();
+    let plan = Plan::build(&loaded, &[Target::All]).unwrap();
+    let cells: Vec<String> = plan
+        .cells()
+        .iter()
+        .map(|(c, _)| format!("{}-s{}", c.perturbation, c.seed))
+        .collect();
+    assert!(cells.contains(&"bad_medical+full-s7".to_string()), "{cells:?}");
+    assert!(cells.contains(&"customer_support-s1".to_string()), "{cells:?}");
+    assert_eq!(cells.len(), 5, "{cells:?}");
+    let full = plan
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::Finetune && s.slug.contains("bad_medical_full"))
+        .unwrap();
+    let args: Vec<String> = (0..plan.stages.len())
+        .find(|&i| plan.stages[i].id() == full.id())
+        .map(|i| plan.argv(i, Path::new("out")).unwrap())
+        .unwrap();
+    assert!(args.contains(&"mode=\"full\"".to_string()), "{args:?}");
+    assert!(args.contains(&"seed=7".to_string()), "{args:?}");
+    // Its EM labels only step 2; its drift is scored by the PCA, not fitted on.
+    let em = plan
+        .stages
+        .iter()
+        .position(|s| s.kind == StageKind::Em && s.slug.contains("bad_medical_full"))
+        .unwrap();
+    let em_args = plan.argv(em, Path::new("out")).unwrap();
+    assert!(em_args.windows(2).any(|w| w == ["--steps", "2"]), "{em_args:?}");
+    assert!(em_args.contains(&"bad_medical+full".to_string()), "{em_args:?}");
+
+    // An untagged group of a split perturbation would collide with the split's runs.
+    let clash = manifest(
+        dir.path(),
+        "\n[[extra_runs]]\nperturbations = [\"gsm8k\"]\nset = { mode = \"full\" }\n",
+    );
+    let e = error(&clash);
+    assert!(e.contains("extra_runs.0.tag") && e.contains("gsm8k"), "{e}");
+    let bad_tag = manifest(
+        dir.path(),
+        "\n[[extra_runs]]\ntag = \"full ft\"\nperturbations = [\"gsm8k\"]\n",
+    );
+    assert!(error(&bad_tag).contains("extra_runs.0.tag"));
+    let unknown = manifest(
+        dir.path(),
+        "\n[[extra_runs]]\ntag = \"x\"\nperturbations = [\"bad_cooking\"]\n",
+    );
+    assert!(error(&unknown).contains("unknown perturbation `bad_cooking`"));
+}
