@@ -20,15 +20,17 @@
 //! | fig7 | LOPO grid of FNR/FPR per (model, held-out perturbation) | `monitor_metrics` (`lopo --all`) |
 //! | fig8 | final EM per perturbation by severity, per model, Spearman rho | `em_summary` |
 //! | fig9 | step-aware alarm probability over steps | `step_alarm` (`lopo --step-alarm`) |
+//! | fig11 | \|PC1\| x100 over steps, full finetuning (`<perturbation>+full` runs) vs LoRA, dangerous vs benign | `pc1` with runs of a tagged `[[extra_runs]]` group |
 //! | tables | headline detection, PC1 stability, EM-threshold sweep, alarm onsets | `monitor_metrics`, `pc1_stability`, `step_alarm` |
 //!
-//! fig5, fig10 and fig11 need data the pipeline does not produce yet; they return
+//! fig5 and fig10 need data the pipeline does not produce yet; they return
 //! [`FigureError::NotYet`] saying what is missing.
 //!
 //! Text needs a TrueType font, found at run time (`TRAITWATCH_FONT`, else common system
 //! paths; see [`style::ensure_font`]); none is shipped.
 
 pub mod fig1;
+pub mod fig11;
 pub mod fig2;
 pub mod fig3;
 pub mod fig4;
@@ -131,7 +133,7 @@ impl From<u8> for Target {
 }
 
 /// Figures drawn by [`render`] (the others return [`FigureError::NotYet`]).
-pub const IMPLEMENTED: [u8; 8] = [1, 2, 3, 4, 6, 7, 8, 9];
+pub const IMPLEMENTED: [u8; 9] = [1, 2, 3, 4, 6, 7, 8, 9, 11];
 
 /// The table kinds a target reads (the first is required, the rest as documented per
 /// figure), so a pipeline can tell which stages a target needs.
@@ -173,6 +175,7 @@ pub fn render(
         Target::Fig(7) => fig7::render(&ctx, out)?,
         Target::Fig(8) => fig8::render(&ctx, out)?,
         Target::Fig(9) => fig9::render(&ctx, out)?,
+        Target::Fig(11) => fig11::render(&ctx, out)?,
         Target::Fig(5) => {
             return Err(FigureError::NotYet(
                 "fig5 (two runs with matched |PC1| but different EM, per-trait drift bars) is \
@@ -185,14 +188,6 @@ pub fn render(
                 "fig10 (Spearman rho of trait drift vs trait behaviour scores) is not \
                  implemented yet; it needs `drift` tables and the `trait_positive` rows of \
                  `em_summary` tables (`traitwatch em` with the trait bank)"
-                    .into(),
-            ));
-        }
-        Target::Fig(11) => {
-            return Err(FigureError::NotYet(
-                "fig11 (|PC1| of full finetuning vs LoRA) is not implemented yet; it needs \
-                 `pc1` rows of full-finetuning runs told apart from LoRA runs, which the \
-                 `pc1` table does not record"
                     .into(),
             ));
         }

@@ -50,21 +50,23 @@ fn shipped_experiments_load_and_plan() {
     assert_eq!(count(StageKind::Drift), 10);
     assert_eq!(count(StageKind::Em), 2);
     assert_eq!(count(StageKind::Pca), 1);
+    // all: 7 perturbations x 2 seeds, plus full finetuning of bad_medical and gsm8k.
     let all = Plan::build(&default, &[Target::All]).unwrap();
-    assert_eq!(all.cells().len(), 14);
+    assert_eq!(all.cells().len(), 14 + 2);
     assert_eq!(
         all.stages
             .iter()
             .filter(|s| s.kind == StageKind::Em)
             .count(),
-        14
+        16
     );
 
     // The paper's grid plans without its weights; the missing ones are listed.
     let paper = pipeline::load(Path::new("experiments/paper.toml")).unwrap();
     assert_eq!(paper.missing_models().len(), 4);
     let plan = Plan::build(&paper, &[Target::All]).unwrap();
-    assert_eq!(plan.cells().len(), 4 * 7 * 3);
+    // 7 perturbations x 3 seeds per model, plus the anchor (3 seeds), 2 long runs, 2 full.
+    assert_eq!(plan.cells().len(), 4 * (7 * 3 + 3 + 2 + 2));
     assert!(plan.stages.iter().any(|s| s.kind == StageKind::Sae));
     assert!(plan.stages.iter().any(|s| s.kind == StageKind::Semantic));
     let em = plan
