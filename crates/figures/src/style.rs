@@ -33,9 +33,11 @@ const EXTRA: [RGBColor; 4] = [
 
 /// The colour of a perturbation, the same in every figure.
 pub fn colour(perturbation: &str) -> RGBColor {
+    // An extra run (`bad_medical+full`) shares its perturbation's colour.
+    let base = perturbation.split('+').next().unwrap_or(perturbation);
     PERTURBATIONS
         .iter()
-        .find(|(n, _)| *n == perturbation)
+        .find(|(n, _)| *n == base)
         .map(|(_, c)| *c)
         .unwrap_or_else(|| {
             let h = perturbation

@@ -295,9 +295,38 @@ fn monitor(dir: &Path) {
     );
 }
 
+/// Full-finetuning runs of bad_medical (`[[extra_runs]]` tag `full`, fig11): faster drift
+/// than its LoRA runs, scored in a `pc1` table of their own.
+fn full_finetuning(dir: &Path) {
+    let rows: Vec<_> = checkpoints()
+        .into_iter()
+        .filter(|r| r.1 == "bad_medical")
+        .collect();
+    let n = rows.len();
+    write(
+        &dir.join("pca/pc1_full.parquet"),
+        "pc1",
+        vec![
+            (
+                "model",
+                strings(&rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            ),
+            ("perturbation", strings(&vec!["bad_medical+full"; n])),
+            ("seed", u64s(rows.iter().map(|r| r.2))),
+            ("step", u64s(rows.iter().map(|r| r.3))),
+            ("signed_pc1", f64s(rows.iter().map(|r| -1.5 * r.4))),
+            ("abs_pc1", f64s(rows.iter().map(|r| 1.5 * r.4))),
+            ("drift_norm", f64s(rows.iter().map(|r| 2.0 * r.4))),
+            ("cosine_to_pc1", f64s(rows.iter().map(|_| 0.8))),
+        ],
+        &[],
+    );
+}
+
 fn results(dir: &Path) {
     em_summary(dir);
     pca_tables(dir);
+    full_finetuning(dir);
     cosines(dir, "llama-8b");
     cosines(dir, "qwen-7b");
     monitor(dir);
@@ -420,6 +449,10 @@ fn every_figure_is_drawn_with_provenance_and_is_pure() {
     );
     assert!(svg(8).contains("Spearman"), "fig8 gives rho");
     assert!(svg(9).contains("dangerous"), "fig9 marks dangerous runs");
+    assert!(
+        svg(11).contains("bad_medical (dangerous): full FT"),
+        "fig11 draws the full-finetuning runs"
+    );
 }
 
 #[test]
@@ -489,6 +522,7 @@ fn missing_tables_are_named_with_the_command_that_makes_them() {
         (7, "monitor_metrics"),
         (8, "em_summary"),
         (9, "step_alarm"),
+        (11, "pc1"),
     ] {
         let e = err(Target::Fig(n));
         assert!(matches!(e, FigureError::MissingTable { .. }), "fig{n}: {e}");
@@ -503,7 +537,7 @@ fn missing_tables_are_named_with_the_command_that_makes_them() {
             .to_string()
             .contains("no table can be made")
     );
-    for n in [5, 10, 11] {
+    for n in [5, 10] {
         assert!(
             matches!(err(Target::Fig(n)), FigureError::NotYet(_)),
             "fig{n}"

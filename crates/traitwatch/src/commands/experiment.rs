@@ -289,8 +289,8 @@ pub fn run(
         started.elapsed().as_secs_f64() / 60.0
     );
     if matches!(selection, Selection::All | Selection::Merge) {
-        let results = super::results::collect(&loaded, &plan)?;
-        super::results::finish(&loaded, &plan, &results, &args.manifest)?;
+        let (results, whole_grid) = super::results::collect(&loaded)?;
+        super::results::finish(&loaded, &plan, (&results, whole_grid), &args.manifest)?;
         println!("done in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     }
     Ok(())

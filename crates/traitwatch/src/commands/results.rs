@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 /// small tensors (directions, prompt means) and JSON records.
 const MAX_COPIED_BYTES: u64 = 32 << 20;
 
-/// Copy the plan's finished artifacts' tables into a fresh `results/<experiment>/`
-/// (`<stage>/<slug>/...`), replacing the previous one only once the copy is complete.
-pub fn collect(loaded: &Loaded, plan: &Plan) -> Result<PathBuf> {
+/// Copy the tables of every finished artifact of the experiment (all targets, not only
+/// this run's: a `reproduce fig1` after a `reproduce all` keeps the whole grid) into a
+/// fresh `results/<experiment>/` (`<stage>/<slug>/...`), replacing the previous one only
+/// once the copy is complete. Returns the directory and whether the whole grid is there.
+pub fn collect(loaded: &Loaded) -> Result<(PathBuf, bool)> {
+    let plan = Plan::build(loaded, &[pipeline::Target::All])?;
     let results = loaded.results_dir();
     let staging = sibling(&results, ".collecting");
     if staging.exists() {
@@ -19,9 +22,11 @@ pub fn collect(loaded: &Loaded, plan: &Plan) -> Result<PathBuf> {
             .with_context(|| format!("removing {}", staging.display()))?;
     }
     let mut copied = 0usize;
+    let mut complete = true;
     for (i, stage) in plan.stages.iter().enumerate() {
         let dir = plan.dir(i);
         if !Store::is_complete(&dir) {
+            complete = false;
             continue;
         }
         let dest = staging.join(stage.kind.name()).join(&stage.slug);
@@ -59,7 +64,7 @@ pub fn collect(loaded: &Loaded, plan: &Plan) -> Result<PathBuf> {
         std::fs::remove_dir_all(&old)?;
     }
     tracing::info!("collected {copied} files into {}", results.display());
-    Ok(results)
+    Ok((results, complete))
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -78,10 +83,16 @@ fn wanted(kind: StageKind, path: &Path) -> Result<bool> {
     })
 }
 
-/// The monitor's evaluation (when a target needs it) and the figures.
-pub fn finish(loaded: &Loaded, plan: &Plan, results: &Path, manifest: &Path) -> Result<()> {
+/// The monitor's evaluation (when a target needs it, or whenever the whole grid is
+/// collected: it takes seconds and keeps `results/` whole) and the figures.
+pub fn finish(
+    loaded: &Loaded,
+    plan: &Plan,
+    (results, whole_grid): (&Path, bool),
+    manifest: &Path,
+) -> Result<()> {
     let m = &loaded.manifest;
-    if plan.targets.iter().any(|t| t.needs_monitor()) {
+    if whole_grid || plan.targets.iter().any(|t| t.needs_monitor()) {
         let common = |split: &[&str]| -> Vec<String> {
             let mut argv: Vec<String> = vec!["lopo".into(), "--results".into()];
             argv.push(results.display().to_string());
