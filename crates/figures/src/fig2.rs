@@ -120,7 +120,14 @@ impl Figure for Fig2 {
         let mut entries: Vec<(Mark, String)> = self
             .perturbations
             .iter()
-            .map(|p| (Mark::Hollow(colour(p)), p.clone()))
+            .map(|p| {
+                let mark = if p.contains('+') {
+                    Mark::HollowSquare(colour(p))
+                } else {
+                    Mark::Hollow(colour(p))
+                };
+                (mark, p.clone())
+            })
             .collect();
         if self
             .panels
@@ -181,12 +188,34 @@ impl Fig2 {
         let mut order: Vec<&Point> = points.iter().collect();
         order.sort_by_key(|p| p.em.is_some());
         chart
-            .draw_series(order.iter().map(|p| {
-                let fill = p.em.map_or(WHITE, |e| self.fill(e));
-                EmptyElement::at((p.drift, p.cosine))
-                    + Circle::new((0, 0), 13, fill.filled())
-                    + Circle::new((0, 0), 13, colour(&p.perturbation).stroke_width(4))
-            }))
+            .draw_series(
+                order
+                    .iter()
+                    .filter(|p| !p.perturbation.contains('+'))
+                    .map(|p| {
+                        let fill = p.em.map_or(WHITE, |e| self.fill(e));
+                        EmptyElement::at((p.drift, p.cosine))
+                            + Circle::new((0, 0), 13, fill.filled())
+                            + Circle::new((0, 0), 13, colour(&p.perturbation).stroke_width(4))
+                    }),
+            )
+            .map_err(plot)?;
+        // Extra runs (`bad_medical+full`) as squares in their perturbation's colour.
+        chart
+            .draw_series(
+                order
+                    .iter()
+                    .filter(|p| p.perturbation.contains('+'))
+                    .map(|p| {
+                        let fill = p.em.map_or(WHITE, |e| self.fill(e));
+                        EmptyElement::at((p.drift, p.cosine))
+                            + Rectangle::new([(-12, -12), (12, 12)], fill.filled())
+                            + Rectangle::new(
+                                [(-12, -12), (12, 12)],
+                                colour(&p.perturbation).stroke_width(4),
+                            )
+                    }),
+            )
             .map_err(plot)?;
         Ok(())
     }

@@ -429,6 +429,8 @@ pub enum Mark {
     Dot(RGBColor),
     Square(RGBColor),
     Hollow(RGBColor),
+    /// A hollow square: an extra run (`<perturbation>+<tag>`) where circles are the split's.
+    HollowSquare(RGBColor),
 }
 
 /// A one-line legend centred in `area` (a strip outside the plots, so it never covers
@@ -514,6 +516,14 @@ pub fn legend_strip<DB: DrawingBackend>(
                 Mark::Hollow(c) => area
                     .draw(&Circle::new((x0 + sample / 2, y), 11, c.stroke_width(4)))
                     .map_err(plot)?,
+                Mark::HollowSquare(c) => {
+                    let (cx, r) = (x0 + sample / 2, 10);
+                    area.draw(&Rectangle::new(
+                        [(cx - r, y - r), (cx + r, y + r)],
+                        c.stroke_width(4),
+                    ))
+                    .map_err(plot)?
+                }
             }
             area.draw(&Text::new(
                 text.clone(),
