@@ -56,14 +56,18 @@ impl Loaded {
     pub fn run_groups(&self) -> Vec<RunGroup> {
         let m = &self.manifest;
         let p = &m.perturbations;
-        let split = p.calibration.iter().chain(&p.held_out).map(|pert| RunGroup {
-            label: pert.clone(),
-            dataset: pert.clone(),
-            seeds: p.seeds.clone(),
-            set: m.finetune.set.clone(),
-            em_steps: m.em.steps.clone(),
-            extra: false,
-        });
+        let split = p
+            .calibration
+            .iter()
+            .chain(&p.held_out)
+            .map(|pert| RunGroup {
+                label: pert.clone(),
+                dataset: pert.clone(),
+                seeds: p.seeds.clone(),
+                set: m.finetune.set.clone(),
+                em_steps: m.em.steps.clone(),
+                extra: false,
+            });
         let extra = m.extra_runs.iter().flat_map(|group| {
             group.perturbations.iter().map(move |pert| {
                 let mut set = m.finetune.set.clone();

@@ -284,8 +284,14 @@ fn extra_runs_get_their_own_label_settings_and_checks() {
         .iter()
         .map(|(c, _)| format!("{}-s{}", c.perturbation, c.seed))
         .collect();
-    assert!(cells.contains(&"bad_medical+full-s7".to_string()), "{cells:?}");
-    assert!(cells.contains(&"customer_support-s1".to_string()), "{cells:?}");
+    assert!(
+        cells.contains(&"bad_medical+full-s7".to_string()),
+        "{cells:?}"
+    );
+    assert!(
+        cells.contains(&"customer_support-s1".to_string()),
+        "{cells:?}"
+    );
     assert_eq!(cells.len(), 5, "{cells:?}");
     let full = plan
         .stages
@@ -305,8 +311,14 @@ fn extra_runs_get_their_own_label_settings_and_checks() {
         .position(|s| s.kind == StageKind::Em && s.slug.contains("bad_medical_full"))
         .unwrap();
     let em_args = plan.argv(em, Path::new("out")).unwrap();
-    assert!(em_args.windows(2).any(|w| w == ["--steps", "2"]), "{em_args:?}");
-    assert!(em_args.contains(&"bad_medical+full".to_string()), "{em_args:?}");
+    assert!(
+        em_args.windows(2).any(|w| w == ["--steps", "2"]),
+        "{em_args:?}"
+    );
+    assert!(
+        em_args.contains(&"bad_medical+full".to_string()),
+        "{em_args:?}"
+    );
 
     // An untagged group of a split perturbation would collide with the split's runs.
     let clash = manifest(
