@@ -349,14 +349,21 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
         }
         _ => {}
     }
-    if let (Some(pca), Some(alignment)) = (pca, feature_sets.iter().find(|f| f.name == "alignment"))
-    {
-        if pca.feature_names != alignment.columns {
+    if let Some(pca) = pca {
+        // The PCA was fit on one bank's feature set (`alignment`, or a bank of another name):
+        // the one whose columns are the PCA's features.
+        let fits = |f: &&FeatureSet| f.reduction.is_none() && f.columns == pca.feature_names;
+        let Some(alignment) = feature_sets
+            .iter()
+            .filter(fits)
+            .find(|f| f.name == "alignment")
+            .or_else(|| feature_sets.iter().find(fits))
+        else {
             return Err(EvalError::Input(format!(
-                "the pca table's features {:?} are not the alignment features {:?}",
-                pca.feature_names, alignment.columns
+                "the pca table's features {:?} are no feature set's columns in the drift tables",
+                pca.feature_names
             )));
-        }
+        };
         let u = &pca.components[0];
         let signed: Vec<f64> = alignment
             .rows

@@ -27,7 +27,8 @@ fn traitwatch(args: &[&str]) -> Output {
 }
 
 /// Banks, prompts and items small enough for the tiny model, and a manifest using them.
-fn tiny_experiment(dir: &Path, seeds: &str) -> PathBuf {
+/// `extra` is appended to the manifest (more tables, `[[extra_runs]]`).
+fn tiny_experiment(dir: &Path, seeds: &str, extra: &str) -> PathBuf {
     let model = tiny_gguf(dir);
     let pole = |t: &str| {
         format!(
@@ -80,7 +81,7 @@ fn tiny_experiment(dir: &Path, seeds: &str) -> PathBuf {
              [traits]\nbank = \"{bank}\"\nquestions = \"{questions}\"\nlayer = 1\n\n\
              [drift]\nprompts = \"{prompts}\"\nrandom_bases = 2\n\n\
              [em]\nitems = \"{items}\"\n\n\
-             [figures]\nmake = [\"fig1\"]\n",
+             [figures]\nmake = [\"fig1\"]\n{extra}",
             store = d(&dir.join("runs")),
             results = d(&dir.join("results")),
             figures = d(&dir.join("figures")),
@@ -115,7 +116,7 @@ fn partial_dirs(store: &Path) -> Vec<PathBuf> {
 fn a_manifest_runs_end_to_end_reuses_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let manifest = tiny_experiment(dir, "[1]");
+    let manifest = tiny_experiment(dir, "[1]", "");
     let m = manifest.to_str().unwrap();
 
     let o = traitwatch(&["plan", m, "--commands"]);
@@ -182,7 +183,7 @@ fn a_manifest_runs_end_to_end_reuses_and_resumes() {
 
     // A run killed mid-way (here: as soon as a stage has started) resumes: the next run
     // takes over the dead process's partial work and finishes the plan.
-    let more = tiny_experiment(dir, "[1, 2]");
+    let more = tiny_experiment(dir, "[1, 2]", "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_traitwatch"))
         .args(["run", more.to_str().unwrap()])
         .current_dir(root())
@@ -227,7 +228,7 @@ fn a_manifest_runs_end_to_end_reuses_and_resumes() {
 #[test]
 fn manifest_mistakes_are_named_before_any_compute() {
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = tiny_experiment(tmp.path(), "[1]");
+    let manifest = tiny_experiment(tmp.path(), "[1]", "");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let bad = tmp.path().join("bad.toml");
     let check = |replace: (&str, &str), expect: &[&str]| {
@@ -262,4 +263,65 @@ fn manifest_mistakes_are_named_before_any_compute() {
         ("source = \"", "source = \"/no/such/model.gguf\" #"),
         &["models.0.source", "/no/such/model.gguf` does not exist"],
     );
+}
+
+/// `reproduce all` on the tiny model with a full-finetuning extra group: every run is
+/// measured and labelled, the monitor is evaluated (three ways), the extra runs are scored
+/// by the PCA but never trained on, and every figure with data is drawn.
+#[test]
+fn the_whole_grid_with_extra_runs_reaches_the_monitor_and_fig11() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let extra = "\n[monitor]\nbootstrap = 20\n\n[[extra_runs]]\ntag = \"full\"\n\
+                 perturbations = [\"bad_medical\"]\nset = { mode = \"full\" }\n";
+    let manifest = tiny_experiment(dir, "[1]", extra);
+    let m = manifest.to_str().unwrap();
+    let o = traitwatch(&["run", m, "--targets", "all"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let results = dir.join("results");
+    for table in [
+        "drift/tiny-bad_medical_full-s1/drift.parquet",
+        "em/tiny-bad_medical_full-s1/em_summary.parquet",
+        "em/tiny-number_sequence-s1/em_summary.parquet",
+        "monitor/monitor_metrics-lopo.parquet",
+        "monitor/step_alarm.parquet",
+    ] {
+        assert!(
+            results.join(table).is_file(),
+            "{table} not there: {}",
+            stderr(&o)
+        );
+    }
+    // The PCA scored the extra run (its rows carry the tagged label) without fitting on it.
+    let pc1 = tables::read_parquet(&results.join("pca/tiny/pc1.parquet"), None).unwrap();
+    let labels: Vec<String> = pc1
+        .batches
+        .iter()
+        .flat_map(|b| {
+            let col = tables::column::<tables::arrow::array::StringArray>(
+                b,
+                "perturbation",
+                Path::new("pc1"),
+            )
+            .unwrap();
+            (0..b.num_rows())
+                .map(|i| col.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(labels.iter().any(|l| l == "bad_medical+full"), "{labels:?}");
+    let folds = std::fs::read_to_string(results.join("monitor/monitor-lopo.md")).unwrap();
+    assert!(!folds.contains("bad_medical+full"), "{folds}");
+    if figures::style::ensure_font().is_ok() {
+        for f in ["fig11.png", "fig2.png", "tables/headline.md"] {
+            assert!(dir.join("figures").join(f).is_file(), "{f}: {}", stdout(&o));
+        }
+    } else {
+        println!("SKIPPED drawing figures: no font on this machine");
+    }
+    // A narrower run afterwards keeps the whole grid and the monitor in results/.
+    let o = traitwatch(&["run", m, "--targets", "fig1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(results.join("monitor/step_alarm.parquet").is_file());
+    assert!(results.join("em/tiny-number_sequence-s1").is_dir());
 }
