@@ -55,9 +55,7 @@ pub(crate) fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
         .map_err(|e| EmError::Input(format!("building a results table: {e}")))
 }
 
-pub(crate) fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(v))
-}
+pub(crate) use tables::col::strings;
 
 /// The run's key columns, the step and one label column (`bank` or `statistic`).
 pub(crate) fn key_columns(

@@ -6,9 +6,8 @@ use crate::dataset::MonitorData;
 use crate::evaluate::{Cell, Interval, PredictionRow};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use tables::TableKind;
-use tables::arrow::array::{ArrayRef, Float64Array, StringArray, UInt64Array};
+use tables::arrow::array::ArrayRef;
 
 pub const METRICS_TABLE: TableKind = TableKind {
     name: "monitor_metrics",
@@ -23,17 +22,7 @@ pub const PREDICTIONS_TABLE: TableKind = TableKind {
     version: 1,
 };
 
-fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(v))
-}
-
-fn uints(v: impl Iterator<Item = u64>) -> ArrayRef {
-    Arc::new(UInt64Array::from_iter_values(v))
-}
-
-fn floats(v: impl Iterator<Item = Option<f64>>) -> ArrayRef {
-    Arc::new(Float64Array::from_iter(v))
-}
+use tables::col::{floats, strings, uints};
 
 fn write(
     path: &Path,

@@ -181,6 +181,25 @@ impl Table {
     }
 }
 
+/// Column builders for the results tables every crate writes.
+pub mod col {
+    use arrow::array::{ArrayRef, Float64Array, StringArray, UInt64Array};
+    use std::sync::Arc;
+
+    pub fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(v))
+    }
+
+    pub fn uints(v: impl Iterator<Item = u64>) -> ArrayRef {
+        Arc::new(UInt64Array::from_iter_values(v))
+    }
+
+    /// Nullable floats (None: undefined, e.g. an FNR with no positives).
+    pub fn floats(v: impl Iterator<Item = Option<f64>>) -> ArrayRef {
+        Arc::new(Float64Array::from_iter(v))
+    }
+}
+
 /// Every `.parquet` file under `dir`, recursively, sorted (results directories nest tables
 /// by stage and run).
 pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, TableError> {

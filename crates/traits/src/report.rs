@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tables::TableKind;
-use tables::arrow::array::{
-    ArrayRef, Float64Array, Int8Array, RecordBatch, StringArray, UInt32Array,
-};
+use tables::arrow::array::{ArrayRef, Float64Array, Int8Array, RecordBatch, UInt32Array};
 use tables::arrow::datatypes::{DataType, Field, Schema};
 
 pub const STEERING_TABLE: TableKind = TableKind {
@@ -48,9 +46,7 @@ fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
         .map_err(|e| crate::TraitsError::Input(format!("building a results table: {e}")))
 }
 
-fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(v))
-}
+use tables::col::strings;
 
 /// Write the steering search (every generation) with `best_layer` in the metadata.
 pub fn write_steering(
