@@ -40,6 +40,12 @@ bench: setup
 reproduce target="all" manifest="experiments/default.toml": setup
     cargo run --release -p traitwatch -- reproduce {{target}} --manifest {{manifest}}
 
+# Start a one-node Slurm cluster here (Debian's slurm-wlm, root) and run the Slurm export
+# for real on the tiny model: shared job, job array of cells, merge job.
+slurm-smoke:
+    scripts/slurm-one-node.sh
+    cargo test -p traitwatch --test pipeline slurm -- --nocapture
+
 # What a manifest runs: cells, stages, what is cached, an estimate of the work.
 plan manifest="experiments/default.toml" *args:
     cargo run --release -p traitwatch -- plan {{manifest}} {{args}}

@@ -325,3 +325,92 @@ fn the_whole_grid_with_extra_runs_reaches_the_monitor_and_fig11() {
     assert!(results.join("monitor/step_alarm.parquet").is_file());
     assert!(results.join("em/tiny-number_sequence-s1").is_dir());
 }
+
+/// The Slurm export run for real, when this machine has a Slurm cluster up
+/// (`scripts/slurm-one-node.sh` starts a one-node one; CI does): submit the shared job, the
+/// job array of cells and the merge job, wait for them, and find the results and figures.
+#[test]
+fn slurm_scripts_run_on_a_real_cluster() {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("idle"))
+        .unwrap_or(false);
+    if !up {
+        println!("SKIPPED: no idle Slurm node (scripts/slurm-one-node.sh starts one)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let manifest = tiny_experiment(dir, "[1, 2]", "");
+    let out = dir.join("slurm");
+    let o = traitwatch(&[
+        "slurm",
+        manifest.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--binary",
+        env!("CARGO_BIN_EXE_traitwatch"),
+        "--cpus-per-task",
+        "1",
+        "--mem",
+        "1G",
+        "--time",
+        "00:20:00",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let submit = Command::new("bash")
+        .arg(out.join("submit.sh"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(submit.status.success(), "{}", stderr(&submit));
+    // "submitted: shared 11, cells 12 (array of 8), merge 13"
+    let said = stdout(&submit);
+    let ids: Vec<String> = ["shared ", "cells ", "merge "]
+        .iter()
+        .filter_map(|key| {
+            let rest = &said[said.find(key)? + key.len()..];
+            let id: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (!id.is_empty()).then_some(id)
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{said}");
+    // Wait for all three jobs to leave the queue (a failed dependency cancels the rest).
+    let started = std::time::Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-j", &ids.join(",")])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&q.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 900,
+            "Slurm jobs still queued after 15 min"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let logs: String = std::fs::read_dir(dir.join("slurm/logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    let results = dir.join("results");
+    for table in [
+        "pca/tiny/pc1.parquet",
+        "drift/tiny-bad_medical-s2/drift.parquet",
+    ] {
+        assert!(
+            results.join(table).is_file(),
+            "{table} missing; logs:\n{logs}"
+        );
+    }
+    if figures::style::ensure_font().is_ok() {
+        assert!(dir.join("figures/fig1.png").is_file(), "logs:\n{logs}");
+    }
+    // Every cell ran as its own array task.
+    assert_eq!(logs.matches("stages run").count(), 10, "logs:\n{logs}");
+}

@@ -57,9 +57,9 @@ pub struct SlurmArgs {
     binary: String,
     #[arg(long)]
     partition: Option<String>,
-    /// GPUs per task.
-    #[arg(long, default_value_t = 1)]
-    gpus: u32,
+    /// GPUs per task (default: 1 with a GPU backend, none on the CPU backend).
+    #[arg(long)]
+    gpus: Option<u32>,
     #[arg(long, default_value = "12:00:00")]
     time: String,
     #[arg(long, default_value_t = 8)]
@@ -336,7 +336,9 @@ pub fn slurm(args: SlurmArgs, backend: crate::backend::BackendChoice) -> Result<
         backend: (backend != crate::backend::BackendChoice::Cpu)
             .then(|| format!("{backend:?}").to_lowercase()),
         partition: args.partition,
-        gpus: args.gpus,
+        gpus: args
+            .gpus
+            .unwrap_or(u32::from(backend != crate::backend::BackendChoice::Cpu)),
         time: args.time,
         cpus_per_task: args.cpus_per_task,
         mem: args.mem,
