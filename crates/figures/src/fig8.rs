@@ -7,6 +7,7 @@
 //! Reads `em_summary` tables (`em_rate`, else `proxy_em`, group `all`).
 
 use crate::load::{Context, EmRow};
+use crate::stats::spearman;
 use crate::style::{FONT, Figure, Mark, mean_std, model_colour, plot};
 use crate::{Result, load, style};
 use plotters::prelude::*;
@@ -33,40 +34,6 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
     let w = (600 + 150 * fig.perturbations.len() as u32).max(style::WIDTH);
     let written = style::render_target(ctx, out, (w, style::HEIGHT), &fig)?;
     Ok((written, files))
-}
-
-/// Ranks (1-based, ties averaged).
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for k in i..=j {
-            r[idx[k]] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Spearman's rho (Pearson on ranks); None with fewer than 3 pairs or no variance.
-pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
-    if a.len() != b.len() || a.len() < 3 {
-        return None;
-    }
-    let (ra, rb) = (ranks(a), ranks(b));
-    let n = ra.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
-    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
 }
 
 impl Fig8 {

@@ -16,32 +16,35 @@
 //! | fig2 | final drift magnitude vs cosine to PC1, colour = EM | `pc1`; `em_summary` optional |
 //! | fig3 | FNR/FPR bars, regressor x feature set | `monitor_metrics` (`lopo --held-out-types`, else `--all`) |
 //! | fig4 | PC1 loadings per trait and scree | `pca` (`traitwatch pca`) |
+//! | fig5 | two runs with matched \|PC1\| but different EM: per-trait drift bars | `pc1`, `drift` (`traitwatch drift`), `em_summary` |
 //! | fig6 | 7x7 cosines of trait directions at l*, per model | `trait_cosines` (`traitwatch traits`) |
 //! | fig7 | LOPO grid of FNR/FPR per (model, held-out perturbation) | `monitor_metrics` (`lopo --all`) |
 //! | fig8 | final EM per perturbation by severity, per model, Spearman rho | `em_summary` |
 //! | fig9 | step-aware alarm probability over steps | `step_alarm` (`lopo --step-alarm`) |
+//! | fig10 | Spearman rho, trait drift vs trait behaviour, raw and with signed PC1 regressed out | `drift`, `pc1`, `em_summary` with `trait_positive` rows (`em.trait_items = true`) |
 //! | fig11 | \|PC1\| x100 over steps, full finetuning (`<perturbation>+full` runs) vs LoRA, dangerous vs benign | `pc1` with runs of a tagged `[[extra_runs]]` group |
 //! | tables | headline detection, PC1 stability, EM-threshold sweep, alarm onsets | `monitor_metrics`, `pc1_stability`, `step_alarm` |
-//!
-//! fig5 and fig10 need data the pipeline does not produce yet; they return
-//! [`FigureError::NotYet`] saying what is missing.
 //!
 //! Text needs a TrueType font, found at run time (`TRAITWATCH_FONT`, else common system
 //! paths; see [`style::ensure_font`]); none is shipped.
 
 pub mod fig1;
+pub mod fig10;
 pub mod fig11;
 pub mod fig2;
 pub mod fig3;
 pub mod fig4;
+pub mod fig5;
 pub mod fig6;
 pub mod fig7;
 pub mod fig8;
 pub mod fig9;
 pub mod load;
 pub mod provenance;
+pub mod stats;
 pub mod style;
 pub mod tables_md;
+pub mod trait_data;
 
 pub use provenance::Provenance;
 
@@ -132,8 +135,8 @@ impl From<u8> for Target {
     }
 }
 
-/// Figures drawn by [`render`] (the others return [`FigureError::NotYet`]).
-pub const IMPLEMENTED: [u8; 9] = [1, 2, 3, 4, 6, 7, 8, 9, 11];
+/// Figures drawn by [`render`]: all eleven of METHOD section 10.
+pub const IMPLEMENTED: [u8; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 /// The table kinds a target reads (the first is required, the rest as documented per
 /// figure), so a pipeline can tell which stages a target needs.
@@ -142,11 +145,11 @@ pub fn required_tables(target: Target) -> &'static [&'static str] {
         Target::Fig(1 | 2) => &["pc1", "em_summary"],
         Target::Fig(3 | 7) => &["monitor_metrics"],
         Target::Fig(4) => &["pca"],
-        Target::Fig(5) => &["drift", "pc1", "em_summary"],
+        Target::Fig(5) => &["pc1", "drift", "em_summary"],
         Target::Fig(6) => &["trait_cosines"],
         Target::Fig(8) => &["em_summary"],
         Target::Fig(9) => &["step_alarm"],
-        Target::Fig(10) => &["drift", "em_summary"],
+        Target::Fig(10) => &["drift", "em_summary", "pc1"],
         Target::Fig(11) => &["pc1"],
         Target::Fig(_) => &[],
         Target::Tables => &["monitor_metrics", "pc1_stability", "step_alarm"],
@@ -176,21 +179,8 @@ pub fn render(
         Target::Fig(8) => fig8::render(&ctx, out)?,
         Target::Fig(9) => fig9::render(&ctx, out)?,
         Target::Fig(11) => fig11::render(&ctx, out)?,
-        Target::Fig(5) => {
-            return Err(FigureError::NotYet(
-                "fig5 (two runs with matched |PC1| but different EM, per-trait drift bars) is \
-                 not implemented yet; it will read `drift`, `pc1` and `em_summary` tables"
-                    .into(),
-            ));
-        }
-        Target::Fig(10) => {
-            return Err(FigureError::NotYet(
-                "fig10 (Spearman rho of trait drift vs trait behaviour scores) is not \
-                 implemented yet; it needs `drift` tables and the `trait_positive` rows of \
-                 `em_summary` tables (`traitwatch em` with the trait bank)"
-                    .into(),
-            ));
-        }
+        Target::Fig(5) => fig5::render(&ctx, out)?,
+        Target::Fig(10) => fig10::render(&ctx, out)?,
         Target::Fig(n) => return Err(FigureError::UnknownTarget(format!("fig{n}"))),
         Target::Tables => tables_md::render(&ctx, out)?,
     };

@@ -98,13 +98,13 @@ fn index(dir: &Path) -> std::result::Result<BTreeMap<String, Vec<PathBuf>>, Stri
 
 type Col<'a, T> = &'a T;
 
-fn strings<'a>(b: &'a RecordBatch, n: &str, p: &Path) -> Result<Col<'a, StringArray>> {
+pub(crate) fn strings<'a>(b: &'a RecordBatch, n: &str, p: &Path) -> Result<Col<'a, StringArray>> {
     Ok(tables::column::<StringArray>(b, n, p)?)
 }
-fn u64s<'a>(b: &'a RecordBatch, n: &str, p: &Path) -> Result<Col<'a, UInt64Array>> {
+pub(crate) fn u64s<'a>(b: &'a RecordBatch, n: &str, p: &Path) -> Result<Col<'a, UInt64Array>> {
     Ok(tables::column::<UInt64Array>(b, n, p)?)
 }
-fn f64s<'a>(b: &'a RecordBatch, n: &str, p: &Path) -> Result<Col<'a, Float64Array>> {
+pub(crate) fn f64s<'a>(b: &'a RecordBatch, n: &str, p: &Path) -> Result<Col<'a, Float64Array>> {
     Ok(tables::column::<Float64Array>(b, n, p)?)
 }
 

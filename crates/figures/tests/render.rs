@@ -4,32 +4,14 @@
 //! where they are reachable without burn (drift, eval) and with the documented columns
 //! otherwise: files, provenance, purity, and errors that name the missing table.
 
+mod common;
+
+use common::{f64s, font, strings, u64s, write};
 use figures::{FigureError, Provenance, Target};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use tables::TableKind;
-use tables::arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array, UInt64Array};
-
-fn strings<S: AsRef<str>>(v: &[S]) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(v.iter().map(|s| s.as_ref())))
-}
-fn u64s(v: impl IntoIterator<Item = u64>) -> ArrayRef {
-    Arc::new(UInt64Array::from_iter_values(v))
-}
-fn f64s(v: impl IntoIterator<Item = f64>) -> ArrayRef {
-    Arc::new(Float64Array::from_iter_values(v))
-}
-
-fn write(path: &Path, name: &'static str, columns: Vec<(&str, ArrayRef)>, meta: &[(&str, &str)]) {
-    let batch = tables::record_batch(columns).unwrap();
-    let kind = TableKind { name, version: 1 };
-    let meta: BTreeMap<String, String> = meta
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tables::write_parquet(path, &batch, kind, &meta).unwrap();
-}
+use tables::arrow::array::UInt32Array;
 
 const PERTS: [&str; 5] = [
     "insecure_code",
@@ -323,23 +305,56 @@ fn full_finetuning(dir: &Path) {
     );
 }
 
+/// Per-trait drift (alignment) and per-trait behaviour rows for fig5 and fig10: drift of
+/// trait t grows with |PC1| and its own noise; behaviour follows drift of the same trait.
+fn per_trait(dir: &Path) {
+    let rows = checkpoints();
+    let n = rows.len() * TRAITS.len();
+    let at = |f: &dyn Fn(usize, usize) -> f64| -> Vec<f64> {
+        (0..n)
+            .map(|i| f(i / TRAITS.len(), i % TRAITS.len()))
+            .collect()
+    };
+    let drift = |r: usize, t: usize| {
+        let (_, _, seed, step, v) = rows[r];
+        v * (1.0 + t as f64 / 3.0)
+            + 0.001 * ((seed as usize * 7 + step as usize + t * 3) % 5) as f64
+    };
+    let key = |f: fn(&(&str, &str, u64, u64, f64)) -> String| -> Vec<String> {
+        (0..n).map(|i| f(&rows[i / TRAITS.len()])).collect()
+    };
+    let traits: Vec<&str> = (0..n).map(|i| TRAITS[i % TRAITS.len()]).collect();
+    let base = vec![
+        ("model", strings(&key(|r| r.0.to_string()))),
+        ("perturbation", strings(&key(|r| r.1.to_string()))),
+        ("seed", u64s((0..n).map(|i| rows[i / TRAITS.len()].2))),
+        ("step", u64s((0..n).map(|i| rows[i / TRAITS.len()].3))),
+    ];
+    let mut cols = base.clone();
+    cols.extend([
+        ("feature_set", strings(&vec!["alignment"; n])),
+        ("feature", strings(&traits)),
+        ("drift", f64s(at(&drift))),
+    ]);
+    write(&dir.join("drift/drift.parquet"), "drift", cols, &[]);
+    let mut cols = base;
+    let rate = at(&|r, t| (0.5 + 20.0 * drift(r, t)).min(1.0));
+    cols.extend([
+        ("statistic", strings(&vec!["trait_positive"; n])),
+        ("group", strings(&traits)),
+        ("rate", f64s(rate)),
+    ]);
+    write(&dir.join("judge/traits.parquet"), "em_summary", cols, &[]);
+}
+
 fn results(dir: &Path) {
     em_summary(dir);
+    per_trait(dir);
     pca_tables(dir);
     full_finetuning(dir);
     cosines(dir, "llama-8b");
     cosines(dir, "qwen-7b");
     monitor(dir);
-}
-
-fn font() -> bool {
-    match figures::style::ensure_font() {
-        Ok(()) => true,
-        Err(e) => {
-            println!("SKIPPED: no font ({e})");
-            false
-        }
-    }
 }
 
 fn provenance() -> Provenance {
@@ -518,10 +533,12 @@ fn missing_tables_are_named_with_the_command_that_makes_them() {
         (2, "pc1"),
         (3, "monitor_metrics"),
         (4, "pca"),
+        (5, "pc1"),
         (6, "trait_cosines"),
         (7, "monitor_metrics"),
         (8, "em_summary"),
         (9, "step_alarm"),
+        (10, "drift"),
         (11, "pc1"),
     ] {
         let e = err(Target::Fig(n));
@@ -537,12 +554,6 @@ fn missing_tables_are_named_with_the_command_that_makes_them() {
             .to_string()
             .contains("no table can be made")
     );
-    for n in [5, 10] {
-        assert!(
-            matches!(err(Target::Fig(n)), FigureError::NotYet(_)),
-            "fig{n}"
-        );
-    }
     // pc1 rows without the shown perturbations: says what it found.
     let res = tmp.path().join("r");
     write(

@@ -1,0 +1,229 @@
+//! Fig. 10: does each trait direction measure its own trait? Spearman's rho between every
+//! checkpoint's drift along trait i (rows) and its behaviour on trait j's items (columns),
+//! over all checkpoints with both; left raw, right with the signed PC1 regressed out of
+//! both (so a shared drift along PC1 cannot make every cell agree). Each panel's title
+//! gives mean |rho| on the diagonal over mean |rho| off it.
+//!
+//! Reads `drift` (alignment feature set), `pc1` and the `trait_positive` rows of
+//! `em_summary` tables; those rows exist only when `traitwatch em` ran with the trait bank
+//! (`em.trait_items = true` in a manifest).
+
+use crate::load::{Context, Pc1Row};
+use crate::stats::{residuals, spearman};
+use crate::style::{FONT, Figure, diverging, plot, text_on, trait_sorted};
+use crate::trait_data::{Checkpoint, PerTrait, trait_behaviour, trait_drift};
+use crate::{Result, load, style};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Fewer joined checkpoints than this give no figure: rho would be noise.
+const MIN_CHECKPOINTS: usize = 5;
+
+#[derive(Debug)]
+pub struct Fig10 {
+    pub traits: Vec<String>,
+    /// `[drift trait][behaviour trait]`, raw and with signed PC1 regressed out.
+    pub raw: Vec<Vec<Option<f64>>>,
+    pub partial: Vec<Vec<Option<f64>>>,
+    pub checkpoints: usize,
+}
+
+pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let drift_files = ctx.require("drift")?;
+    let em_files = ctx.require("em_summary")?;
+    let pc1_files = ctx.require("pc1")?;
+    let behaviour = trait_behaviour(&em_files)?;
+    if behaviour.is_empty() {
+        return Err(ctx.no_data(
+            "the `em_summary` tables hold no per-trait behaviour (`trait_positive`) rows: set \
+             `em.trait_items = true` in the manifest (or run `traitwatch em` without \
+             `--no-traits`)",
+        ));
+    }
+    let drift = trait_drift(&drift_files, "alignment")?;
+    let pc1 = load::pc1_rows(&pc1_files)?;
+    let fig = Fig10::new(&drift, &behaviour, &pc1).ok_or_else(|| {
+        ctx.no_data(format!(
+            "fewer than {MIN_CHECKPOINTS} checkpoints have trait drift, trait behaviour and \
+             PC1 together"
+        ))
+    })?;
+    let written = style::render_target(ctx, out, (2400, 1150), &fig)?;
+    let mut inputs = drift_files;
+    inputs.extend(em_files);
+    inputs.extend(pc1_files);
+    Ok((written, inputs))
+}
+
+impl Fig10 {
+    pub fn new(drift: &PerTrait, behaviour: &PerTrait, pc1: &[Pc1Row]) -> Option<Self> {
+        let signed: BTreeMap<Checkpoint, f64> = pc1
+            .iter()
+            .map(|r| {
+                let key = (r.model.clone(), r.perturbation.clone(), r.seed, r.step);
+                (key, r.signed_pc1)
+            })
+            .collect();
+        let mut names: Vec<String> = behaviour.values().flat_map(|m| m.keys().cloned()).collect();
+        names.sort();
+        names.dedup();
+        names.retain(|t| drift.values().any(|m| m.contains_key(t)));
+        let traits = trait_sorted(&names);
+        // Checkpoints with every trait on both sides and a PC1 coordinate.
+        let keys: Vec<&Checkpoint> = behaviour
+            .iter()
+            .filter(|(k, b)| {
+                signed.contains_key(*k)
+                    && drift
+                        .get(*k)
+                        .is_some_and(|d| traits.iter().all(|t| d.contains_key(t)))
+                    && traits.iter().all(|t| b.contains_key(t))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if keys.len() < MIN_CHECKPOINTS || traits.is_empty() {
+            return None;
+        }
+        let column = |table: &PerTrait, t: &str| -> Vec<f64> {
+            keys.iter()
+                .map(|k| table.get(*k).and_then(|m| m.get(t)).copied().unwrap_or(0.0))
+                .collect()
+        };
+        let pc: Vec<f64> = keys.iter().map(|k| signed[*k]).collect();
+        let grid = |regress: bool| -> Vec<Vec<Option<f64>>> {
+            traits
+                .iter()
+                .map(|ti| {
+                    let mut d = column(drift, ti);
+                    if regress {
+                        d = residuals(&d, &pc);
+                    }
+                    traits
+                        .iter()
+                        .map(|tj| {
+                            let mut b = column(behaviour, tj);
+                            if regress {
+                                b = residuals(&b, &pc);
+                            }
+                            spearman(&d, &b)
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        Some(Self {
+            raw: grid(false),
+            partial: grid(true),
+            traits,
+            checkpoints: keys.len(),
+        })
+    }
+}
+
+/// Mean |rho| on the diagonal over mean |rho| off it (None without both).
+pub fn diagonal_ratio(m: &[Vec<Option<f64>>]) -> Option<f64> {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for (i, row) in m.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            if let Some(v) = v {
+                if i == j { &mut on } else { &mut off }.push(v.abs());
+            }
+        }
+    }
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let (a, b) = (mean(&on)?, mean(&off)?);
+    (b > 0.0).then(|| a / b)
+}
+
+impl Fig10 {
+    fn panel<DB: DrawingBackend>(
+        &self,
+        m: &[Vec<Option<f64>>],
+        caption: &str,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<()> {
+        let k = self.traits.len();
+        let ratio = diagonal_ratio(m).map_or("–".into(), |r| format!("{r:.2}"));
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("{caption}; diagonal / off-diagonal |ρ| = {ratio}"),
+                (FONT, 28),
+            )
+            .margin(20)
+            .x_label_area_size(90)
+            .y_label_area_size(200)
+            .build_cartesian_2d(0.0..k as f64, 0.0..k as f64)
+            .map_err(plot)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(0)
+            .y_labels(0)
+            .x_desc("behaviour: share of the trait's items answered with its positive pole (–: no variation)")
+            .y_desc("drift along the trait direction")
+            .axis_desc_style((FONT, 22))
+            .draw()
+            .map_err(plot)?;
+        let label = (FONT, 21).into_font().color(&BLACK);
+        let below = label.pos(Pos::new(HPos::Center, VPos::Top));
+        let left = label.pos(Pos::new(HPos::Right, VPos::Center));
+        let name = |i: usize| self.traits[i].replace('_', " ");
+        chart
+            .draw_series((0..k).map(|j| {
+                EmptyElement::at((j as f64 + 0.5, 0.0)) + Text::new(name(j), (0, 8), below.clone())
+            }))
+            .map_err(plot)?;
+        chart
+            .draw_series((0..k).map(|i| {
+                EmptyElement::at((0.0, (k - 1 - i) as f64 + 0.5))
+                    + Text::new(name(i), (-10, 0), left.clone())
+            }))
+            .map_err(plot)?;
+        for (i, row) in m.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let fill = v.map_or(RGBColor(230, 230, 230), diverging);
+                let (x, y) = (j as f64, (k - 1 - i) as f64);
+                let mut cell = Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill.filled());
+                cell.set_margin(2, 2, 2, 2);
+                let text = v.map_or_else(|| "–".to_string(), |v| format!("{v:+.2}"));
+                let style = (FONT, 24)
+                    .into_font()
+                    .color(&text_on(fill))
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                chart.draw_series([cell]).map_err(plot)?;
+                chart
+                    .draw_series([Text::new(text, (x + 0.5, y + 0.5), style)])
+                    .map_err(plot)?;
+            }
+        }
+        // The diagonal (a trait's drift against its own behaviour), over the cells.
+        chart
+            .draw_series((0..k).map(|i| {
+                let (x, y) = (i as f64, (k - 1 - i) as f64);
+                Rectangle::new([(x, y), (x + 1.0, y + 1.0)], BLACK.stroke_width(3))
+            }))
+            .map_err(plot)?;
+        Ok(())
+    }
+}
+
+impl Figure for Fig10 {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<()> {
+        let title = format!(
+            "Trait drift vs trait behaviour: Spearman ρ over {} checkpoints",
+            self.checkpoints
+        );
+        let (body, _) = style::frame(root, &title, 10)?;
+        let (w, _) = body.dim_in_pixel();
+        let (plots, bar) = body.split_horizontally(w.saturating_sub(200));
+        let halves = plots.split_evenly((1, 2));
+        self.panel(&self.raw, "raw", &halves[0])?;
+        self.panel(&self.partial, "signed PC1 regressed out", &halves[1])?;
+        style::colour_bar(&bar, -1.0, 1.0, "Spearman ρ", |t| diverging(2.0 * t - 1.0))
+    }
+}
