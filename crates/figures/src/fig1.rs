@@ -293,17 +293,7 @@ fn draw_panel<DB: DrawingBackend>(
         let c = colour(pert);
         let stats = across_seeds(series);
         if series.len() > 1 {
-            let upper = stats.iter().map(|&(x, m, s, _)| (x, m + s));
-            let lower = stats
-                .iter()
-                .rev()
-                .map(|&(x, m, s, _)| (x, (m - s).max(0.0)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    upper.chain(lower).collect::<Vec<_>>(),
-                    c.mix(0.16).filled(),
-                )))
-                .map_err(plot)?;
+            crate::band::draw(&mut chart, &stats, c, 0.16, (0.0, f64::INFINITY))?;
             for points in series.values() {
                 chart
                     .draw_series(LineSeries::new(

@@ -336,16 +336,9 @@ impl Fig11 {
             if line.series.len() < 2 {
                 continue;
             }
-            let c = colour(&line.base);
-            let upper = s.iter().map(|&(x, m, sd, _)| (x, m + sd));
-            let lower = s.iter().rev().map(|&(x, m, sd, _)| (x, (m - sd).max(0.0)));
             let alpha = if line.tag.is_some() { 0.09 } else { 0.15 };
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    upper.chain(lower).collect::<Vec<_>>(),
-                    c.mix(alpha).filled(),
-                )))
-                .map_err(plot)?;
+            let c = colour(&line.base);
+            crate::band::draw(&mut chart, s, c, alpha, (0.0, f64::INFINITY))?;
         }
         for (line, s) in &stats {
             let c = colour(&line.base);

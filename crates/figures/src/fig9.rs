@@ -151,17 +151,7 @@ fn draw_panel<DB: DrawingBackend>(
         let c = colour(pert);
         let stats = across_seeds(s);
         if s.len() > 1 {
-            let upper = stats.iter().map(|&(x, m, sd, _)| (x, (m + sd).min(100.0)));
-            let lower = stats
-                .iter()
-                .rev()
-                .map(|&(x, m, sd, _)| (x, (m - sd).max(0.0)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    upper.chain(lower).collect::<Vec<_>>(),
-                    c.mix(0.16).filled(),
-                )))
-                .map_err(plot)?;
+            crate::band::draw(&mut chart, &stats, c, 0.16, (0.0, 100.0))?;
         }
         let mean: Vec<(f64, f64)> = stats.iter().map(|&(x, m, _, _)| (x, m)).collect();
         chart
