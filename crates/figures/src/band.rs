@@ -17,7 +17,10 @@ pub fn draw<DB: DrawingBackend>(
     (lo, hi): (f64, f64),
 ) -> Result<()> {
     let upper = stats.iter().map(|&(x, m, sd, _)| (x, (m + sd).min(hi)));
-    let lower = stats.iter().rev().map(|&(x, m, sd, _)| (x, (m - sd).max(lo)));
+    let lower = stats
+        .iter()
+        .rev()
+        .map(|&(x, m, sd, _)| (x, (m - sd).max(lo)));
     chart
         .draw_series(std::iter::once(Polygon::new(
             upper.chain(lower).collect::<Vec<_>>(),
