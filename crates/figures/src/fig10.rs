@@ -1,8 +1,9 @@
 //! Fig. 10: does each trait direction measure its own trait? Spearman's rho between every
 //! checkpoint's drift along trait i (rows) and its behaviour on trait j's items (columns),
-//! over all checkpoints with both; left raw, right with the signed PC1 regressed out of
-//! both (so a shared drift along PC1 cannot make every cell agree). Each panel's title
-//! gives mean |rho| on the diagonal over mean |rho| off it.
+//! over all checkpoints with both (step 0, the base model, once per model); left raw, right
+//! with the signed PC1 regressed out of both (so a shared drift along PC1 cannot make
+//! every cell agree). Each panel's title gives mean |rho| on the diagonal over mean |rho|
+//! off it.
 //!
 //! Reads `drift` (alignment feature set), `pc1` and the `trait_positive` rows of
 //! `em_summary` tables; those rows exist only when `traitwatch em` ran with the trait bank
@@ -15,7 +16,7 @@ use crate::trait_data::{Checkpoint, PerTrait, trait_behaviour, trait_drift};
 use crate::{Result, load, style};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Fewer joined checkpoints than this give no figure: rho would be noise.
@@ -45,9 +46,13 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
     let drift = trait_drift(&drift_files, "alignment")?;
     let pc1 = load::pc1_rows(&pc1_files)?;
     let fig = Fig10::new(&drift, &behaviour, &pc1).ok_or_else(|| {
+        let (_, joined) = joined(&drift, &behaviour, &pc1);
         ctx.no_data(format!(
-            "fewer than {MIN_CHECKPOINTS} checkpoints have trait drift, trait behaviour and \
-             PC1 together"
+            "{} checkpoint(s) have trait drift, trait behaviour and PC1 together (step 0 \
+             counted once per model); fig10 needs at least {MIN_CHECKPOINTS}: run \
+             `traitwatch em` with the trait items (`em.trait_items = true` in the manifest) \
+             on more runs that `traitwatch drift` and `traitwatch pca` cover",
+            joined.len()
         ))
     })?;
     let written = style::render_target(ctx, out, (2400, 1150), &fig)?;
@@ -59,39 +64,17 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
 
 impl Fig10 {
     pub fn new(drift: &PerTrait, behaviour: &PerTrait, pc1: &[Pc1Row]) -> Option<Self> {
-        let signed: BTreeMap<Checkpoint, f64> = pc1
-            .iter()
-            .map(|r| {
-                let key = (r.model.clone(), r.perturbation.clone(), r.seed, r.step);
-                (key, r.signed_pc1)
-            })
-            .collect();
-        let mut names: Vec<String> = behaviour.values().flat_map(|m| m.keys().cloned()).collect();
-        names.sort();
-        names.dedup();
-        names.retain(|t| drift.values().any(|m| m.contains_key(t)));
-        let traits = trait_sorted(&names);
-        // Checkpoints with every trait on both sides and a PC1 coordinate.
-        let keys: Vec<&Checkpoint> = behaviour
-            .iter()
-            .filter(|(k, b)| {
-                signed.contains_key(*k)
-                    && drift
-                        .get(*k)
-                        .is_some_and(|d| traits.iter().all(|t| d.contains_key(t)))
-                    && traits.iter().all(|t| b.contains_key(t))
-            })
-            .map(|(k, _)| k)
-            .collect();
-        if keys.len() < MIN_CHECKPOINTS || traits.is_empty() {
+        let (traits, joined) = joined(drift, behaviour, pc1);
+        if joined.len() < MIN_CHECKPOINTS || traits.is_empty() {
             return None;
         }
+        let keys: Vec<&Checkpoint> = joined.iter().map(|(k, _)| *k).collect();
         let column = |table: &PerTrait, t: &str| -> Vec<f64> {
             keys.iter()
                 .map(|k| table.get(*k).and_then(|m| m.get(t)).copied().unwrap_or(0.0))
                 .collect()
         };
-        let pc: Vec<f64> = keys.iter().map(|k| signed[*k]).collect();
+        let pc: Vec<f64> = joined.iter().map(|(_, pc)| *pc).collect();
         let grid = |regress: bool| -> Vec<Vec<Option<f64>>> {
             traits
                 .iter()
@@ -120,6 +103,44 @@ impl Fig10 {
             checkpoints: keys.len(),
         })
     }
+}
+
+/// The traits on both sides (figure order) and the checkpoints with every one of them on
+/// both sides and a signed PC1 coordinate, with that coordinate. Step 0 (the model before
+/// finetuning, the same in every run) is kept once per model, so the untouched base model
+/// does not weigh as many points as there are runs.
+pub fn joined<'a>(
+    drift: &PerTrait,
+    behaviour: &'a PerTrait,
+    pc1: &[Pc1Row],
+) -> (Vec<String>, Vec<(&'a Checkpoint, f64)>) {
+    let signed: BTreeMap<Checkpoint, f64> = pc1
+        .iter()
+        .map(|r| {
+            let key = (r.model.clone(), r.perturbation.clone(), r.seed, r.step);
+            (key, r.signed_pc1)
+        })
+        .collect();
+    let mut names: Vec<String> = behaviour.values().flat_map(|m| m.keys().cloned()).collect();
+    names.sort();
+    names.dedup();
+    names.retain(|t| drift.values().any(|m| m.contains_key(t)));
+    let traits = trait_sorted(&names);
+    let mut base_seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (k, b) in behaviour {
+        let Some(&pc) = signed.get(k) else {
+            continue;
+        };
+        let complete = drift
+            .get(k)
+            .is_some_and(|d| traits.iter().all(|t| d.contains_key(t)))
+            && traits.iter().all(|t| b.contains_key(t));
+        if complete && (k.3 > 0 || base_seen.insert(k.0.as_str())) {
+            out.push((k, pc));
+        }
+    }
+    (traits, out)
 }
 
 /// Mean |rho| on the diagonal over mean |rho| off it (None without both).
@@ -166,7 +187,8 @@ impl Fig10 {
             .axis_desc_style((FONT, 22))
             .draw()
             .map_err(plot)?;
-        let label = (FONT, 21).into_font().color(&BLACK);
+        // 19 pt: "sycophancy" and "power seeking" fit side by side under their cells.
+        let label = (FONT, 19).into_font().color(&BLACK);
         let below = label.pos(Pos::new(HPos::Center, VPos::Top));
         let left = label.pos(Pos::new(HPos::Right, VPos::Center));
         let name = |i: usize| self.traits[i].replace('_', " ");
@@ -214,10 +236,22 @@ impl Figure for Fig10 {
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
-        let title = format!(
+        let mut title = format!(
             "Trait drift vs trait behaviour: Spearman ρ over {} checkpoints",
             self.checkpoints
         );
+        // Scores that never vary give no rho (–); say so, as the ratios leave them out.
+        let k = self.traits.len();
+        let flat = (0..k)
+            .filter(|&j| {
+                self.raw
+                    .iter()
+                    .all(|row| row.get(j).is_none_or(Option::is_none))
+            })
+            .count();
+        if flat > 0 {
+            title += &format!("; {flat} of {k} behaviour scores never vary (–)");
+        }
         let (body, _) = style::frame(root, &title, 10)?;
         let (w, _) = body.dim_in_pixel();
         let (plots, bar) = body.split_horizontally(w.saturating_sub(200));

@@ -2,7 +2,8 @@
 //! scalar |PC1| cannot tell them apart; if their trait profiles differ, the 7-D monitor
 //! can. Per model, among each run's final labelled checkpoint, the pair whose |PC1| agree
 //! within 10% and whose EM differs most (if no pair agrees that well, the closest pair,
-//! and the panel says so).
+//! and the panel says so). Only runs labelled by the same judge (proxy or free-form) are
+//! paired.
 //!
 //! Reads `pc1` (`traitwatch pca`), `drift` (`traitwatch drift`, the alignment feature set)
 //! and `em_summary` (`traitwatch em`) tables.
@@ -26,6 +27,8 @@ pub struct Pick {
     pub step: u64,
     pub abs_pc1: f64,
     pub em: f64,
+    /// `proxy_em` or `em_rate`: a pair is only formed from runs labelled the same way.
+    pub statistic: String,
     pub drift: BTreeMap<String, f64>,
 }
 
@@ -41,7 +44,8 @@ pub struct Panel {
 pub struct Fig5 {
     pub panels: Vec<Panel>,
     traits: Vec<String>,
-    /// `proxy EM` or `EM` (the free-form rate).
+    /// For the title: `proxy EM` when every panel's pair is labelled by the proxy, else
+    /// `EM`.
     em_name: &'static str,
 }
 
@@ -93,6 +97,7 @@ impl Fig5 {
                 step: r.step,
                 abs_pc1,
                 em: r.rate,
+                statistic: r.statistic.clone(),
                 drift: d.clone(),
             };
             let slot = last.entry(r.run()).or_insert_with(|| pick.clone());
@@ -122,11 +127,8 @@ impl Fig5 {
             .collect();
         traits.sort();
         traits.dedup();
-        let em_name = if em.iter().any(|r| r.statistic == "proxy_em") {
-            "proxy EM"
-        } else {
-            "EM"
-        };
+        let all_proxy = panels.iter().all(|p| p.pair[0].statistic == "proxy_em");
+        let em_name = if all_proxy { "proxy EM" } else { "EM" };
         (!panels.is_empty()).then(|| Self {
             panels,
             traits: trait_sorted(&traits),
@@ -135,12 +137,16 @@ impl Fig5 {
     }
 }
 
-/// The matched pair with the largest EM difference, else the closest |PC1| pair.
+/// The matched pair with the largest EM difference, else the closest |PC1| pair; only
+/// runs whose EM comes from the same judge (free-form or proxy) are compared.
 fn best_pair(picks: &[Pick]) -> Option<(Pick, Pick, f64)> {
     let mut best: Option<(usize, usize, f64, bool)> = None;
     for i in 0..picks.len() {
         for j in i + 1..picks.len() {
             let (a, b) = (&picks[i], &picks[j]);
+            if a.statistic != b.statistic {
+                continue;
+            }
             let gap = (a.abs_pc1 - b.abs_pc1).abs() / a.abs_pc1.max(b.abs_pc1).max(1e-12);
             let matched = gap <= MATCH;
             let better = match best {
@@ -178,17 +184,17 @@ impl Panel {
         [ca, if ca == cb { lighter(cb) } else { cb }]
     }
 
-    fn caption(&self) -> String {
+    fn caption(&self, em_name: &str) -> String {
         let de = 100.0 * (self.pair[0].em - self.pair[1].em).abs();
         if self.gap <= MATCH {
             format!(
-                "{}: |PC1| within {:.0}%, EM {de:.1} points apart",
+                "{}: |PC1| within {:.0}%, {em_name} {de:.1} points apart",
                 self.model,
                 100.0 * self.gap
             )
         } else {
             format!(
-                "{}: no pair within {:.0}%; the closest |PC1| ({:.0}% apart), EM {de:.1} points apart",
+                "{}: no pair within {:.0}%; the closest |PC1| ({:.0}% apart), {em_name} {de:.1} points apart",
                 self.model,
                 100.0 * MATCH,
                 100.0 * self.gap
@@ -197,13 +203,23 @@ impl Panel {
     }
 }
 
-fn describe(p: &Pick, em_name: &str) -> String {
+/// `proxy EM` (paired choice) or `EM` (the free-form judge's rate).
+fn em_name(p: &Pick) -> &'static str {
+    if p.statistic == "proxy_em" {
+        "proxy EM"
+    } else {
+        "EM"
+    }
+}
+
+fn describe(p: &Pick) -> String {
     format!(
-        "{} seed {}, step {}: |PC1| × 100 = {:.2}, {em_name} {:.1}%",
+        "{} seed {}, step {}: |PC1| × 100 = {:.2}, {} {:.1}%",
         p.perturbation,
         p.seed,
         p.step,
         100.0 * p.abs_pc1,
+        em_name(p),
         100.0 * p.em
     )
 }
@@ -227,7 +243,7 @@ impl Fig5 {
         let pad = 0.12 * (hi - lo).max(1e-6);
         let (chart_area, legend) = area.split_vertically(area.dim_in_pixel().1.saturating_sub(90));
         let mut chart = ChartBuilder::on(&chart_area)
-            .caption(panel.caption(), (FONT, 28))
+            .caption(panel.caption(em_name(&panel.pair[0])), (FONT, 28))
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(110)
@@ -271,14 +287,8 @@ impl Fig5 {
                 .map_err(plot)?;
         }
         let entries = vec![
-            (
-                Mark::Square(colours[0]),
-                describe(&panel.pair[0], self.em_name),
-            ),
-            (
-                Mark::Square(colours[1]),
-                describe(&panel.pair[1], self.em_name),
-            ),
+            (Mark::Square(colours[0]), describe(&panel.pair[0])),
+            (Mark::Square(colours[1]), describe(&panel.pair[1])),
         ];
         style::legend_strip(&legend, &entries, 22)
     }

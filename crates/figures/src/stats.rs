@@ -41,18 +41,29 @@ pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
     pearson(&ranks(a), &ranks(b))
 }
 
+/// Residuals below this share of `y`'s largest magnitude are rounding: the fit is exact.
+const EXACT_FIT: f64 = 1e-9;
+
 /// Residuals of `y` after ordinary least squares on `x` with an intercept (`y` itself
-/// centred when `x` has no variance).
+/// centred when `x` has no variance). When `x` explains `y` exactly (a constant `y`
+/// included) the residuals are all zero, not rounding noise whose ranks a correlation
+/// would read as signal.
 pub fn residuals(y: &[f64], x: &[f64]) -> Vec<f64> {
     let n = y.len().min(x.len()).max(1) as f64;
     let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
     let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    x.iter()
+    let r: Vec<f64> = x
+        .iter()
         .zip(y)
         .map(|(a, b)| b - my - slope * (a - mx))
-        .collect()
+        .collect();
+    let tol = EXACT_FIT * y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if r.iter().all(|v| v.abs() <= tol) {
+        return vec![0.0; r.len()];
+    }
+    r
 }
 
 #[cfg(test)]
@@ -74,5 +85,14 @@ mod tests {
         assert!(residuals(&y, &x).iter().all(|r| r.abs() < 1e-12));
         let r = residuals(&[1.0, 0.0, 0.0, 1.0], &x);
         assert!(r.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>().abs() < 1e-12);
+        // A constant (whose mean is not exact in floating point) or an exact linear
+        // function of x leaves no variation: Spearman has nothing to rank.
+        let x: Vec<f64> = (0..10).map(|i| 0.013 * f64::from(i) - 0.05).collect();
+        let z = [0.3, -0.2, 0.9, 0.1, 0.0, 0.4, -0.7, 0.2, 0.5, -0.1];
+        for y in [vec![0.7; 10], x.iter().map(|v| 0.1 - 3.3 * v).collect()] {
+            let r = residuals(&y, &x);
+            assert!(r.iter().all(|v| *v == 0.0), "{r:?}");
+            assert_eq!(spearman(&r, &z), None);
+        }
     }
 }

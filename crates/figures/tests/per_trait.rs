@@ -185,3 +185,122 @@ fn fig10_without_trait_items_says_how_to_get_them() {
     assert!(matches!(e, FigureError::NoData { .. }), "{e}");
     assert!(e.to_string().contains("em.trait_items = true"), "{e}");
 }
+
+#[test]
+fn fig5_never_pairs_a_free_form_rate_with_a_proxy_rate() {
+    // b's EM comes from the free-form judge: a and b agree on |PC1| and differ most in EM,
+    // but the two numbers are not comparable, so a is paired with c instead.
+    let pc = vec![pc1("a", 20, 0.50), pc1("b", 20, 0.51), pc1("c", 20, 0.53)];
+    let mut ems = vec![em("a", 20, 0.10), em("b", 20, 0.90), em("c", 20, 0.20)];
+    ems[1].statistic = "em_rate".into();
+    let drift = per_trait(&[
+        ("a", 20, [0.1, 0.2, 0.3]),
+        ("b", 20, [0.3, 0.1, 0.1]),
+        ("c", 20, [0.2, 0.2, 0.2]),
+    ]);
+    let fig = Fig5::new(&pc, &ems, &drift).unwrap();
+    let mut names: Vec<&str> = fig.panels[0]
+        .pair
+        .iter()
+        .map(|p| p.perturbation.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["a", "c"]);
+}
+
+#[test]
+fn fig10_counts_the_base_model_once_per_model() {
+    // Four runs, each with step 0 (the same base model) and one finetuned checkpoint: five
+    // distinct checkpoints, not eight.
+    let runs = ["a", "b", "c", "d"];
+    let mut drift = Vec::new();
+    let mut pc = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let x = i as f64 + 1.0;
+        drift.push((*r, 0, [0.0; 3]));
+        drift.push((*r, 10, [x, 0.5 * x, -x]));
+        pc.push(pc1(r, 0, 0.0));
+        pc.push(pc1(r, 10, 0.1 * x * x));
+    }
+    let behaviour: Vec<_> = drift
+        .iter()
+        .map(|(r, s, d)| (*r, *s, [0.5 + 0.1 * d[0], 0.47, 0.5 - 0.1 * d[2]]))
+        .collect();
+    let fig = Fig10::new(&per_trait(&drift), &per_trait(&behaviour), &pc).unwrap();
+    assert_eq!(fig.checkpoints, 5);
+    // harmlessness behaviour never varies (0.47, whose mean of five is off in the last
+    // bit): no rho, raw or with PC1 regressed out (the residuals of a constant are zeros,
+    // not rounding noise to rank).
+    let h = fig.traits.iter().position(|t| t == "harmlessness").unwrap();
+    for m in [&fig.raw, &fig.partial] {
+        assert!(m.iter().all(|row| row[h].is_none()), "{m:?}");
+    }
+    // One run fewer: four distinct checkpoints, no figure.
+    let (d3, b3) = (&drift[..6], &behaviour[..6]);
+    assert!(Fig10::new(&per_trait(d3), &per_trait(b3), &pc[..6]).is_none());
+}
+
+#[test]
+fn fig10_with_too_few_checkpoints_says_how_many_and_what_to_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path();
+    // One run, steps 0 and 16, every trait on both sides.
+    let steps = [0u64, 16];
+    let n = steps.len() * TRAITS.len();
+    let col = |f: &dyn Fn(usize) -> String| strings(&(0..n).map(f).collect::<Vec<_>>());
+    let step = |i: usize| steps[i / TRAITS.len()];
+    let key = || {
+        vec![
+            ("model", col(&|_| "m".into())),
+            ("perturbation", col(&|_| "a".into())),
+            ("seed", u64s([1].repeat(n))),
+            ("step", u64s((0..n).map(step))),
+        ]
+    };
+    let trait_of = |i: usize| TRAITS[i % TRAITS.len()].to_string();
+    let mut drift = key();
+    drift.extend([
+        ("feature_set", col(&|_| "alignment".into())),
+        ("feature", col(&trait_of)),
+        ("drift", f64s((0..n).map(|i| 0.01 * step(i) as f64))),
+    ]);
+    write(&res.join("drift.parquet"), "drift", drift, &[]);
+    let mut em = key();
+    em.extend([
+        ("statistic", col(&|_| "trait_positive".into())),
+        ("group", col(&trait_of)),
+        ("rate", f64s((0..n).map(|i| 0.5 + 0.01 * i as f64))),
+    ]);
+    write(&res.join("em.parquet"), "em_summary", em, &[]);
+    let one = |v: f64| f64s([0.0, v]);
+    write(
+        &res.join("pc1.parquet"),
+        "pc1",
+        vec![
+            ("model", strings(&["m", "m"])),
+            ("perturbation", strings(&["a", "a"])),
+            ("seed", u64s([1, 1])),
+            ("step", u64s(steps)),
+            ("signed_pc1", one(0.1)),
+            ("abs_pc1", one(0.1)),
+            ("drift_norm", one(0.1)),
+            ("cosine_to_pc1", one(1.0)),
+        ],
+        &[],
+    );
+    let e = figures::render(
+        Target::Fig(10),
+        res,
+        &res.join("out"),
+        &Provenance::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, FigureError::NoData { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("fig10: 2 checkpoint(s)"), "{msg}");
+    assert!(
+        msg.contains("at least 5") && msg.contains("em.trait_items = true"),
+        "{msg}"
+    );
+    assert!(!res.join("out/fig10.png").exists());
+}
