@@ -109,10 +109,7 @@ impl MockJudge {
                 let (reqs, max, in_flight, script) =
                     (reqs.clone(), max.clone(), in_flight.clone(), script.clone());
                 std::thread::spawn(move || {
-                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                    max.fetch_max(now, Ordering::SeqCst);
-                    serve(stream, &reqs, hold, &*script);
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    serve(stream, &reqs, hold, &*script, (&in_flight, &max));
                 });
             }
         });
@@ -128,7 +125,16 @@ impl MockJudge {
     }
 }
 
-fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, hold: Duration, script: &Script) {
+/// Answer one request. A request counts as in flight from when it has been read until
+/// its reply is written: counting the connection's whole thread instead would overlap a
+/// client's next request with the tail of its last one and overstate concurrency.
+fn serve(
+    stream: TcpStream,
+    reqs: &Mutex<Vec<Request>>,
+    hold: Duration,
+    script: &Script,
+    (in_flight, max): (&AtomicUsize, &AtomicUsize),
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -162,8 +168,11 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, hold: Duration, script: 
         r.push(request.clone());
         r.len() - 1
     };
+    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    max.fetch_max(now, Ordering::SeqCst);
     let reply = script(index, &request);
     std::thread::sleep(hold);
+    in_flight.fetch_sub(1, Ordering::SeqCst);
     let mut out = format!(
         "HTTP/1.1 {} Mock\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply.status,
