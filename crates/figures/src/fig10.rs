@@ -13,7 +13,7 @@ use crate::load::{Context, Pc1Row};
 use crate::stats::{residuals, spearman};
 use crate::style::{FONT, Figure, diverging, plot, text_on, trait_sorted};
 use crate::trait_data::{Checkpoint, PerTrait, trait_behaviour, trait_drift};
-use crate::{Result, load, style};
+use crate::{Result, axis_names, load, style};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::{BTreeMap, BTreeSet};
@@ -188,21 +188,9 @@ impl Fig10 {
             .draw()
             .map_err(plot)?;
         // 19 pt: "sycophancy" and "power seeking" fit side by side under their cells.
-        let label = (FONT, 19).into_font().color(&BLACK);
-        let below = label.pos(Pos::new(HPos::Center, VPos::Top));
-        let left = label.pos(Pos::new(HPos::Right, VPos::Center));
-        let name = |i: usize| self.traits[i].replace('_', " ");
-        chart
-            .draw_series((0..k).map(|j| {
-                EmptyElement::at((j as f64 + 0.5, 0.0)) + Text::new(name(j), (0, 8), below.clone())
-            }))
-            .map_err(plot)?;
-        chart
-            .draw_series((0..k).map(|i| {
-                EmptyElement::at((0.0, (k - 1 - i) as f64 + 0.5))
-                    + Text::new(name(i), (-10, 0), left.clone())
-            }))
-            .map_err(plot)?;
+        let names = || self.traits.iter().map(|t| t.replace('_', " "));
+        axis_names::columns(&mut chart, names(), 0.0, 19)?;
+        axis_names::rows(&mut chart, names(), k, 19)?;
         for (i, row) in m.iter().enumerate() {
             for (j, v) in row.iter().enumerate() {
                 let fill = v.map_or(RGBColor(230, 230, 230), diverging);

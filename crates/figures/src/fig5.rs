@@ -13,7 +13,6 @@ use crate::style::{FONT, Figure, Mark, colour, plot, trait_sorted};
 use crate::trait_data::{PerTrait, trait_drift};
 use crate::{Result, load, style};
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -260,16 +259,8 @@ impl Fig5 {
             .y_label_formatter(&|v| format!("{:.2}", if v.abs() < 5e-7 { 0.0 } else { *v }))
             .draw()
             .map_err(plot)?;
-        let below = (FONT, 21)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Top));
-        chart
-            .draw_series(self.traits.iter().enumerate().map(|(i, t)| {
-                EmptyElement::at((i as f64 + 0.5, lo - pad))
-                    + Text::new(t.replace('_', " "), (0, 8), below.clone())
-            }))
-            .map_err(plot)?;
+        let names = self.traits.iter().map(|t| t.replace('_', " "));
+        crate::axis_names::columns(&mut chart, names, lo - pad, 21)?;
         chart
             .draw_series([PathElement::new(
                 vec![(0.0, 0.0), (k as f64, 0.0)],

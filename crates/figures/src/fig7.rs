@@ -7,7 +7,7 @@
 
 use crate::load::{Context, MetricRow};
 use crate::style::{FONT, Figure, plot, pretty, text_on};
-use crate::{Result, load, style};
+use crate::{Result, axis_names, load, style};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
@@ -122,22 +122,8 @@ impl Fig7 {
             .axis_desc_style((FONT, 22))
             .draw()
             .map_err(plot)?;
-        // Band labels by hand: plotters' segmented axes collapse with a single band.
-        let label = (FONT, 22).into_font().color(&BLACK);
-        let below = label.pos(Pos::new(HPos::Center, VPos::Top));
-        let left = label.pos(Pos::new(HPos::Right, VPos::Center));
-        chart
-            .draw_series(self.held_out.iter().enumerate().map(|(j, name)| {
-                EmptyElement::at((j as f64 + 0.5, 0.0))
-                    + Text::new(name.clone(), (0, 8), below.clone())
-            }))
-            .map_err(plot)?;
-        chart
-            .draw_series(self.models.iter().enumerate().map(|(i, name)| {
-                let y = (nr - 1 - i) as f64 + 0.5;
-                EmptyElement::at((0.0, y)) + Text::new(name.clone(), (-10, 0), left.clone())
-            }))
-            .map_err(plot)?;
+        axis_names::columns(&mut chart, self.held_out.iter().cloned(), 0.0, 22)?;
+        axis_names::rows(&mut chart, self.models.iter().cloned(), nr, 22)?;
         for (i, row) in self.cells.iter().enumerate() {
             let y = nr - 1 - i;
             for (j, cell) in row.iter().enumerate() {

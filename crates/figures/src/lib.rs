@@ -28,6 +28,7 @@
 //! Text needs a TrueType font, found at run time (`TRAITWATCH_FONT`, else common system
 //! paths; see [`style::ensure_font`]); none is shipped.
 
+pub mod axis_names;
 pub mod band;
 pub mod fig1;
 pub mod fig10;
