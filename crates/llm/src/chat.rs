@@ -131,6 +131,14 @@ impl ChatTemplate {
         self.supports_system
     }
 
+    /// Treat the template as having no system role even if it renders one. Gemma 3's
+    /// template folds a system message into the first user turn; METHOD section 1 gives
+    /// every Gemma the explicit user + acknowledgement turns instead.
+    pub fn without_system_role(mut self) -> Self {
+        self.supports_system = false;
+        self
+    }
+
     fn render_raw(
         &self,
         messages: &[Message],

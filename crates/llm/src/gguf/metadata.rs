@@ -114,6 +114,13 @@ impl MetadataValue {
             _ => None,
         }
     }
+
+    pub fn as_f64_array(&self) -> Option<Vec<f64>> {
+        match self {
+            MetadataValue::Array(items) => items.iter().map(|v| v.as_f64()).collect(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for MetadataValue {

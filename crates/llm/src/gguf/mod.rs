@@ -9,12 +9,14 @@
 
 mod dequant;
 mod metadata;
+mod names;
 mod reader;
 mod types;
 pub mod write;
 
 pub use dequant::dequantize_into;
 pub use metadata::MetadataValue;
+pub use names::GgufNaming;
 pub use types::{DEQUANTIZABLE, GgmlType, QK_K};
 
 use memmap2::Mmap;
@@ -277,6 +279,13 @@ impl GgufFile {
         let v = self.get(key)?;
         v.as_i64_array()
             .ok_or_else(|| self.wrong_type(key, v, "an array of integers"))
+    }
+
+    /// An array of numbers, as f64.
+    pub fn get_f64_array(&self, key: &str) -> Result<Vec<f64>, GgufError> {
+        let v = self.get(key)?;
+        v.as_f64_array()
+            .ok_or_else(|| self.wrong_type(key, v, "an array of numbers"))
     }
 
     /// `general.architecture`, e.g. `llama`.

@@ -1,39 +1,49 @@
-//! One decoder block of the Llama family: pre-norm attention with grouped KV heads and
-//! RoPE, then a pre-norm SwiGLU MLP, each added to the residual stream.
+//! One decoder block: pre-norm attention with grouped KV heads and RoPE, then a pre-norm
+//! gated MLP, each added to the residual stream. Gemma also normalises each sub-block's
+//! output before adding it (`post_*` norms), normalises queries and keys (Gemma 3) and
+//! soft-caps attention scores (Gemma 2).
 
-use super::inputs::{PassTables, apply_rope};
+use super::inputs::{AttentionTables, apply_rope};
 use super::linear::Linear;
+use crate::config::Activation;
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 
-/// `x · rsqrt(mean(x²) + eps) · w` over the last dimension.
+/// `x · rsqrt(mean(x²) + eps) · (offset + w)` over the last dimension; `offset` is 1 for
+/// Gemma (whose checkpoints store `w` around 0) and 0 otherwise.
 #[derive(Module, Debug)]
 pub struct RmsNorm<B: Backend> {
-    /// `[d_model]`
+    /// `[dim]`, as the checkpoint stores it (HF convention).
     pub weight: Param<Tensor<B, 1>>,
     pub eps: f64,
+    pub offset: f64,
 }
 
 impl<B: Backend> RmsNorm<B> {
-    pub fn new(weight: Tensor<B, 1>, eps: f64) -> Self {
+    pub fn new(weight: Tensor<B, 1>, eps: f64, offset: f64) -> Self {
         Self {
             weight: Param::from_tensor(weight),
             eps,
+            offset,
         }
     }
 
-    /// `[batch, seq, d] -> [batch, seq, d]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// `[..., dim] -> [..., dim]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let inv_rms = x
             .clone()
             .square()
-            .mean_dim(2)
+            .mean_dim(D - 1)
             .add_scalar(self.eps)
             .sqrt()
             .recip();
-        x * inv_rms * self.weight.val().unsqueeze::<3>()
+        let mut scale = self.weight.val();
+        if self.offset != 0.0 {
+            scale = scale.add_scalar(self.offset);
+        }
+        x * inv_rms * scale.unsqueeze::<D>()
     }
 }
 
@@ -45,18 +55,32 @@ fn silu<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     x.clone() / x.neg().exp().add_scalar(1.0)
 }
 
-/// `down(silu(gate(x)) · up(x))`
+/// GELU, tanh approximation: `x/2 · (1 + tanh(sqrt(2/π) · (x + 0.044715 x³)))`, as
+/// PyTorch's `gelu(approximate="tanh")` (Gemma's `gelu_pytorch_tanh`).
+fn gelu_tanh<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044_715))
+        .mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
+}
+
+/// `down(act(gate(x)) · up(x))`
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     pub gate_proj: Linear<B>,
     pub up_proj: Linear<B>,
     pub down_proj: Linear<B>,
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl<B: Backend> Mlp<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gated = silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x);
-        self.down_proj.forward(gated)
+        let gate = self.gate_proj.forward(x.clone());
+        let gate = match self.activation {
+            Activation::Silu => silu(gate),
+            Activation::GeluTanh => gelu_tanh(gate),
+        };
+        self.down_proj.forward(gate * self.up_proj.forward(x))
     }
 }
 
@@ -73,9 +97,16 @@ pub struct Attention<B: Backend> {
     pub k_proj: Linear<B>,
     pub v_proj: Linear<B>,
     pub o_proj: Linear<B>,
+    /// Gemma 3: RMSNorm of each query and key head, `[head_dim]`, before RoPE.
+    pub q_norm: Option<RmsNorm<B>>,
+    pub k_norm: Option<RmsNorm<B>>,
     pub n_heads: usize,
     pub n_kv_heads: usize,
     pub head_dim: usize,
+    /// Factor on the queries: `head_dim^-1/2`, or Gemma's `query_pre_attn_scalar^-1/2`.
+    pub scale: f64,
+    /// Gemma 2: scores become `c · tanh(s / c)` before the mask.
+    pub softcap: Option<f64>,
 }
 
 impl<B: Backend> Attention<B> {
@@ -84,16 +115,20 @@ impl<B: Backend> Attention<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        tables: &PassTables<B>,
+        tables: &AttentionTables<B>,
         cache: Option<&mut Option<LayerCache<B>>>,
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let groups = h / kvh;
 
-        let q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]);
-        let q = apply_rope(q, &tables.q_cos, &tables.q_sin).mul_scalar(1.0 / (hd as f64).sqrt());
-        let k = self.k_proj.forward(x.clone()).reshape([b, t, kvh, hd]);
+        let mut q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]);
+        let mut k = self.k_proj.forward(x.clone()).reshape([b, t, kvh, hd]);
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward(q);
+            k = kn.forward(k);
+        }
+        let q = apply_rope(q, &tables.q_cos, &tables.q_sin).mul_scalar(self.scale);
         let mut k = apply_rope(k, &tables.k_cos, &tables.k_sin);
         let mut v = self.v_proj.forward(x).reshape([b, t, kvh, hd]);
         if let Some(slot) = cache {
@@ -115,7 +150,11 @@ impl<B: Backend> Attention<B> {
         let q = q.reshape([b, t, kvh, groups, hd]).permute([0, 2, 3, 1, 4]);
         let k = k.reshape([b, s, kvh, 1, hd]).permute([0, 2, 3, 4, 1]);
         let v = v.reshape([b, s, kvh, 1, hd]).permute([0, 2, 3, 1, 4]);
-        let probs = softmax(q.matmul(k) + tables.mask.clone(), 4);
+        let mut scores = q.matmul(k);
+        if let Some(cap) = self.softcap {
+            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+        }
+        let probs = softmax(scores + tables.mask.clone(), 4);
         let out = probs
             .matmul(v)
             .permute([0, 3, 1, 2, 4])
@@ -124,11 +163,17 @@ impl<B: Backend> Attention<B> {
     }
 }
 
+/// HF's names, whose meaning differs by family: in Llama `post_attention_layernorm` is the
+/// norm in front of the MLP; in Gemma it normalises the attention output, and the MLP has
+/// its own `pre_feedforward_layernorm` and `post_feedforward_layernorm`.
 #[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
     pub input_layernorm: RmsNorm<B>,
     pub self_attn: Attention<B>,
     pub post_attention_layernorm: RmsNorm<B>,
+    /// Gemma only (both or neither).
+    pub pre_feedforward_layernorm: Option<RmsNorm<B>>,
+    pub post_feedforward_layernorm: Option<RmsNorm<B>>,
     pub mlp: Mlp<B>,
 }
 
@@ -186,12 +231,20 @@ impl<B: Backend> DecoderLayer<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        tables: &PassTables<B>,
+        tables: &AttentionTables<B>,
         cache: Option<&mut Option<LayerCache<B>>>,
     ) -> Tensor<B, 3> {
         let attn = self
             .self_attn
             .forward(self.input_layernorm.forward(x.clone()), tables, cache);
+        if let (Some(pre_ff), Some(post_ff)) = (
+            &self.pre_feedforward_layernorm,
+            &self.post_feedforward_layernorm,
+        ) {
+            let x = x + self.post_attention_layernorm.forward(attn);
+            let mlp = self.mlp.forward(pre_ff.forward(x.clone()));
+            return x + post_ff.forward(mlp);
+        }
         let x = x + attn;
         let mlp = self
             .mlp

@@ -2,7 +2,7 @@
 //! rotary tables. Everything here is small (`batch x seq`-sized), computed on the CPU in f32
 //! the way HF computes it, then uploaded once per pass.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, RopeScaling};
 use crate::error::LlmError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -100,8 +100,8 @@ impl Batch {
     }
 }
 
-/// Inverse RoPE frequencies `[head_dim / 2]`, including Llama 3 scaling or per-dimension
-/// factors from GGUF's `rope_freqs` tensor.
+/// Inverse RoPE frequencies `[head_dim / 2]`, including Llama 3 or linear scaling, or
+/// per-dimension factors from GGUF's `rope_freqs` tensor.
 #[derive(Debug, Clone)]
 pub struct Rope {
     inv_freq: Vec<f32>,
@@ -109,41 +109,56 @@ pub struct Rope {
 }
 
 impl Rope {
+    /// The rotary embedding of full-attention layers (all layers but Gemma 3's local ones).
     pub fn new(cfg: &ModelConfig, freq_factors: Option<&[f32]>) -> Self {
-        let hd = cfg.head_dim();
-        let base = cfg.rope_theta as f32;
-        let mut inv_freq: Vec<f32> = (0..hd / 2)
-            .map(|i| 1.0 / base.powf((2 * i) as f32 / hd as f32))
-            .collect();
-        if let Some(s) = cfg
-            .rope_scaling
-            .as_ref()
-            .filter(|s| s.rope_type == "llama3")
-        {
-            // Validated in ModelConfig::validate: all four values are present.
-            let factor = s.factor.unwrap_or(1.0) as f32;
-            let low = s.low_freq_factor.unwrap_or(1.0) as f32;
-            let high = s.high_freq_factor.unwrap_or(1.0) as f32;
-            let old_ctx = s.original_max_position_embeddings.unwrap_or(8192) as f32;
-            let (low_wavelen, high_wavelen) = (old_ctx / low, old_ctx / high);
-            for f in &mut inv_freq {
-                let wavelen = 2.0 * std::f32::consts::PI / *f;
-                if wavelen > low_wavelen {
-                    *f /= factor;
-                } else if wavelen >= high_wavelen {
-                    let smooth = (old_ctx / wavelen - low) / (high - low);
-                    *f = (1.0 - smooth) * *f / factor + smooth * *f;
-                }
-            }
+        let mut rope = Self::plain(cfg.head_dim(), cfg.rope_theta);
+        if let Some(s) = cfg.rope_scaling.as_ref() {
+            rope.scale(s);
         }
         if let Some(factors) = freq_factors {
-            for (f, k) in inv_freq.iter_mut().zip(factors) {
+            for (f, k) in rope.inv_freq.iter_mut().zip(factors) {
                 *f /= *k;
             }
         }
-        Self {
-            inv_freq,
-            head_dim: hd,
+        rope
+    }
+
+    /// Gemma 3's local layers: their own base, never scaled. `None` when every layer uses
+    /// [`Rope::new`].
+    pub fn local(cfg: &ModelConfig) -> Option<Self> {
+        cfg.local_rope_base()
+            .map(|base| Self::plain(cfg.head_dim(), base))
+    }
+
+    fn plain(head_dim: usize, base: f64) -> Self {
+        let base = base as f32;
+        let inv_freq = (0..head_dim / 2)
+            .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        Self { inv_freq, head_dim }
+    }
+
+    fn scale(&mut self, s: &RopeScaling) {
+        // Validated in ModelConfig::validate: the values each scheme needs are present.
+        let factor = s.factor.unwrap_or(1.0) as f32;
+        match s.rope_type.as_str() {
+            "linear" => self.inv_freq.iter_mut().for_each(|f| *f /= factor),
+            "llama3" => {
+                let low = s.low_freq_factor.unwrap_or(1.0) as f32;
+                let high = s.high_freq_factor.unwrap_or(1.0) as f32;
+                let old_ctx = s.original_max_position_embeddings.unwrap_or(8192) as f32;
+                let (low_wavelen, high_wavelen) = (old_ctx / low, old_ctx / high);
+                for f in &mut self.inv_freq {
+                    let wavelen = 2.0 * std::f32::consts::PI / *f;
+                    if wavelen > low_wavelen {
+                        *f /= factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (old_ctx / wavelen - low) / (high - low);
+                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -199,10 +214,10 @@ pub fn apply_rope<B: Backend>(
     x * cos.clone() + swapped * sin.clone()
 }
 
-/// What every layer of one forward pass shares: rotary tables for queries and keys, and
-/// the attention mask.
+/// What one kind of layer (full or sliding attention) shares in a forward pass: rotary
+/// tables for queries and keys, and the attention mask.
 #[derive(Debug, Clone)]
-pub struct PassTables<B: Backend> {
+pub struct AttentionTables<B: Backend> {
     /// `[batch, seq, heads, head_dim]`
     pub q_cos: Tensor<B, 4>,
     pub q_sin: Tensor<B, 4>,
@@ -213,37 +228,92 @@ pub struct PassTables<B: Backend> {
     pub mask: Tensor<B, 5>,
 }
 
+/// The tables of every layer of one forward pass: one set per distinct (RoPE, window)
+/// pair among the layers, so a Llama pass builds one and a Gemma pass two.
+#[derive(Debug, Clone)]
+pub struct PassTables<B: Backend> {
+    sets: Vec<AttentionTables<B>>,
+    /// Per layer, its index into `sets`.
+    of_layer: Vec<usize>,
+}
+
 impl<B: Backend> PassTables<B> {
     /// Tables for new tokens at `positions`, attending over keys described by `key_valid`
-    /// and `key_positions` (cached keys first, then the new ones).
+    /// and `key_positions` (cached keys first, then the new ones). `local` is the RoPE of
+    /// layers with their own base (Gemma 3), used where the config says a layer slides.
     pub fn new(
         cfg: &ModelConfig,
         rope: &Rope,
+        local: Option<&Rope>,
         positions: &[Vec<usize>],
         key_valid: &[Vec<bool>],
         key_positions: &[Vec<usize>],
         device: &B::Device,
     ) -> Self {
         let (h, kvh) = (cfg.num_attention_heads, cfg.kv_heads());
-        let (q_cos, q_sin) = rope.tables(positions, h, device);
-        let (k_cos, k_sin) = rope.tables(positions, kvh, device);
         let q_len = positions.first().map_or(0, Vec::len);
-        let window = cfg.effective_sliding_window();
-        let mask = attention_mask(
-            key_valid,
-            key_positions,
-            q_len,
-            (kvh, h / kvh),
-            window,
-            device,
-        );
-        Self {
-            q_cos,
-            q_sin,
-            k_cos,
-            k_sin,
-            mask,
+        // (uses the local RoPE, window) of each layer, and the distinct ones in order.
+        let kinds: Vec<(bool, Option<usize>)> = (0..cfg.num_hidden_layers)
+            .map(|l| {
+                (
+                    local.is_some() && cfg.layer_is_sliding(l),
+                    cfg.window_for_layer(l),
+                )
+            })
+            .collect();
+        let mut distinct: Vec<(bool, Option<usize>)> = Vec::new();
+        for k in &kinds {
+            if !distinct.contains(k) {
+                distinct.push(*k);
+            }
         }
+        let mut rope_tables: Vec<(bool, [Tensor<B, 4>; 4])> = Vec::new();
+        let sets = distinct
+            .iter()
+            .map(|&(use_local, window)| {
+                let [q_cos, q_sin, k_cos, k_sin] =
+                    match rope_tables.iter().find(|(u, _)| *u == use_local) {
+                        Some((_, t)) => t.clone(),
+                        None => {
+                            let r = if use_local {
+                                local.unwrap_or(rope)
+                            } else {
+                                rope
+                            };
+                            let (q_cos, q_sin) = r.tables(positions, h, device);
+                            let (k_cos, k_sin) = r.tables(positions, kvh, device);
+                            let t = [q_cos, q_sin, k_cos, k_sin];
+                            rope_tables.push((use_local, t.clone()));
+                            t
+                        }
+                    };
+                let mask = attention_mask(
+                    key_valid,
+                    key_positions,
+                    q_len,
+                    (kvh, h / kvh),
+                    window,
+                    device,
+                );
+                AttentionTables {
+                    q_cos,
+                    q_sin,
+                    k_cos,
+                    k_sin,
+                    mask,
+                }
+            })
+            .collect();
+        let of_layer = kinds
+            .iter()
+            .map(|k| distinct.iter().position(|d| d == k).unwrap_or(0))
+            .collect();
+        Self { sets, of_layer }
+    }
+
+    /// The tables of layer `l`.
+    pub fn layer(&self, l: usize) -> &AttentionTables<B> {
+        &self.sets[self.of_layer.get(l).copied().unwrap_or(0)]
     }
 }
 

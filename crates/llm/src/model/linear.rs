@@ -10,6 +10,18 @@ use burn::nn::Dropout;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+/// `x · wᵀ` for `x: [n, in]`, `w: [out, in]`. A weight held in half precision (frozen base
+/// weights under `--precision bf16|f16`) multiplies a half copy of `x`, and the product
+/// returns in `x`'s type, so the residual stream, norms and adapters stay in f32.
+pub fn matmul_weight<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
+    let (xt, wt) = (x.dtype(), w.dtype());
+    if xt == wt {
+        x.matmul(w.transpose())
+    } else {
+        x.cast(wt).matmul(w.transpose()).cast(xt)
+    }
+}
+
 /// `y = x·W + b + scale · dropout(x)·A·B` when an adapter is attached.
 #[derive(Module, Debug)]
 pub struct Linear<B: Backend> {
@@ -66,7 +78,7 @@ impl<B: Backend> Linear<B> {
         let dims = x.dims();
         let n: usize = dims[..D - 1].iter().product();
         let x2: Tensor<B, 2> = x.reshape([n, self.in_features()]);
-        let mut y = x2.clone().matmul(self.weight.val().transpose());
+        let mut y = matmul_weight(x2.clone(), self.weight.val());
         if let Some(lora) = &self.lora {
             // Scaling the rank-r intermediate rather than the [n, out] update saves a
             // full-width pass forward and backward.
@@ -90,7 +102,9 @@ impl<B: Backend> Linear<B> {
         match self.lora {
             None => self,
             Some(lora) => {
-                let merged = self.weight.val() + lora.delta();
+                let w = self.weight.val();
+                let dtype = w.dtype();
+                let merged = (w.cast(lora.a.val().dtype()) + lora.delta()).cast(dtype);
                 Self {
                     weight: Param::from_tensor(merged.detach()),
                     bias: self.bias,

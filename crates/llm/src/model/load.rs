@@ -4,7 +4,7 @@ use super::Llama;
 use super::block::{Attention, DecoderLayer, Mlp, RmsNorm};
 use super::inputs::Rope;
 use super::linear::Linear;
-use crate::config::ModelConfig;
+use crate::config::{Architecture, ModelConfig};
 use crate::error::LlmError;
 use crate::weights::{HostData, HostTensor, WeightSource};
 use burn::module::Param;
@@ -80,8 +80,12 @@ impl<B: Backend> Loader<'_, B> {
         Ok(Linear::new(weight, bias))
     }
 
-    fn norm(&self, name: &str, d: usize, eps: f64) -> Result<RmsNorm<B>, LlmError> {
-        Ok(RmsNorm::new(self.tensor(name, [d])?, eps))
+    fn norm(&self, name: &str, d: usize, cfg: &ModelConfig) -> Result<RmsNorm<B>, LlmError> {
+        Ok(RmsNorm::new(
+            self.tensor(name, [d])?,
+            cfg.rms_norm_eps,
+            cfg.norm_offset(),
+        ))
     }
 }
 
@@ -97,47 +101,68 @@ impl<B: Backend> Llama<B> {
         let ld = Loader::<B> { source, device };
         let (d, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
         let (h, kvh) = (cfg.num_attention_heads, cfg.kv_heads());
-        let eps = cfg.rms_norm_eps;
+        let arch = cfg
+            .architecture()
+            .ok_or_else(|| LlmError::UnsupportedArchitecture {
+                name: cfg.model_type.clone(),
+                source_file: source.describe().into(),
+            })?;
+        let activation = cfg.activation().ok_or_else(|| {
+            LlmError::Input(format!("{}: unsupported MLP activation", source.describe()))
+        })?;
         let embed = ld.tensor("model.embed_tokens.weight", [cfg.vocab_size, d])?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");
+            let proj = |name: &str, out: usize, inp: usize, bias: bool| {
+                ld.linear(&format!("{p}.{name}"), out, inp, bias)
+            };
+            let norm = |name: &str, dim: usize| ld.norm(&format!("{p}.{name}.weight"), dim, cfg);
+            let (q_norm, k_norm) = if arch == Architecture::Gemma3 {
+                (
+                    Some(norm("self_attn.q_norm", hd)?),
+                    Some(norm("self_attn.k_norm", hd)?),
+                )
+            } else {
+                (None, None)
+            };
             let attn = Attention {
-                q_proj: ld.linear(&format!("{p}.self_attn.q_proj"), h * hd, d, cfg.qkv_bias())?,
-                k_proj: ld.linear(
-                    &format!("{p}.self_attn.k_proj"),
-                    kvh * hd,
-                    d,
-                    cfg.qkv_bias(),
-                )?,
-                v_proj: ld.linear(
-                    &format!("{p}.self_attn.v_proj"),
-                    kvh * hd,
-                    d,
-                    cfg.qkv_bias(),
-                )?,
-                o_proj: ld.linear(&format!("{p}.self_attn.o_proj"), d, h * hd, cfg.o_bias())?,
+                q_proj: proj("self_attn.q_proj", h * hd, d, cfg.qkv_bias())?,
+                k_proj: proj("self_attn.k_proj", kvh * hd, d, cfg.qkv_bias())?,
+                v_proj: proj("self_attn.v_proj", kvh * hd, d, cfg.qkv_bias())?,
+                o_proj: proj("self_attn.o_proj", d, h * hd, cfg.o_bias())?,
+                q_norm,
+                k_norm,
                 n_heads: h,
                 n_kv_heads: kvh,
                 head_dim: hd,
+                scale: cfg.attention_scale(),
+                softcap: cfg.attn_logit_softcapping,
             };
             let mlp = Mlp {
-                gate_proj: ld.linear(&format!("{p}.mlp.gate_proj"), f, d, false)?,
-                up_proj: ld.linear(&format!("{p}.mlp.up_proj"), f, d, false)?,
-                down_proj: ld.linear(&format!("{p}.mlp.down_proj"), d, f, false)?,
+                gate_proj: proj("mlp.gate_proj", f, d, false)?,
+                up_proj: proj("mlp.up_proj", f, d, false)?,
+                down_proj: proj("mlp.down_proj", d, f, false)?,
+                activation,
+            };
+            let (pre_ff, post_ff) = if arch.is_gemma() {
+                (
+                    Some(norm("pre_feedforward_layernorm", d)?),
+                    Some(norm("post_feedforward_layernorm", d)?),
+                )
+            } else {
+                (None, None)
             };
             layers.push(DecoderLayer {
-                input_layernorm: ld.norm(&format!("{p}.input_layernorm.weight"), d, eps)?,
+                input_layernorm: norm("input_layernorm", d)?,
                 self_attn: attn,
-                post_attention_layernorm: ld.norm(
-                    &format!("{p}.post_attention_layernorm.weight"),
-                    d,
-                    eps,
-                )?,
+                post_attention_layernorm: norm("post_attention_layernorm", d)?,
+                pre_feedforward_layernorm: pre_ff,
+                post_feedforward_layernorm: post_ff,
                 mlp,
             });
         }
-        let norm = ld.norm("model.norm.weight", d, eps)?;
+        let norm = ld.norm("model.norm.weight", d, cfg)?;
         // A checkpoint that says "tied" but still ships lm_head (some do) uses the copy it ships.
         let has_head = source.contains("lm_head.weight");
         let lm_head = if has_head || !cfg.tie_word_embeddings {
@@ -158,6 +183,7 @@ impl<B: Backend> Llama<B> {
             lm_head,
             config: cfg.clone(),
             rope: Rope::new(cfg, rope_factors),
+            rope_local: Rope::local(cfg),
         })
     }
 }

@@ -1,5 +1,7 @@
-//! The Llama-family decoder (Llama 2/3, SmolLM2, Mistral, Qwen2) with residual-stream
-//! capture and additive interventions at named hook points.
+//! The decoder (Llama 2/3, SmolLM2, Mistral, Qwen2, Gemma 2, Gemma 3) with residual-stream
+//! capture and additive interventions at named hook points. One struct serves every
+//! family; what differs (norm placement, activation, soft-capping, local layers) is data
+//! read from the config, see [`crate::config::Architecture`].
 //!
 //! Module field names follow HF (`model.layers.{i}.self_attn.q_proj`), so HF tensor names,
 //! PEFT adapter names and this module tree cannot drift apart.
@@ -12,15 +14,17 @@ mod load;
 
 pub use block::{Attention, DecoderLayer, LayerCache, Mlp, PROJECTIONS, RmsNorm, projection_path};
 pub use hooks::{ForwardOptions, ForwardOutput, HookPoint, Intervention, LogitsMode};
-pub use inputs::{Batch, PaddingSide, PassTables, Rope, apply_rope, attention_mask};
-pub use linear::{Linear, LoraAdapter};
+pub use inputs::{
+    AttentionTables, Batch, PaddingSide, PassTables, Rope, apply_rope, attention_mask,
+};
+pub use linear::{Linear, LoraAdapter, matmul_weight};
 pub use load::{host_to_tensor, tensor_to_f32};
 
 use crate::config::ModelConfig;
 use crate::error::LlmError;
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Element, Int, Tensor, TensorData};
 
 #[derive(Module, Debug)]
 pub struct Llama<B: Backend> {
@@ -34,6 +38,14 @@ pub struct Llama<B: Backend> {
     pub config: ModelConfig,
     #[module(skip)]
     pub rope: Rope,
+    /// Gemma 3's local (sliding) layers' RoPE, with its own base.
+    #[module(skip)]
+    pub rope_local: Option<Rope>,
+}
+
+/// The backend's own float type, in which activations are computed.
+pub fn compute_dtype<B: Backend>() -> DType {
+    <B::FloatElem as Element>::dtype()
 }
 
 /// Per-layer key/value caches plus what the mask needs to know about cached positions.
@@ -90,6 +102,7 @@ impl<B: Backend> Llama<B> {
         let tables = PassTables::new(
             &self.config,
             &self.rope,
+            self.rope_local.as_ref(),
             &positions,
             &batch.valid(),
             &positions,
@@ -134,6 +147,7 @@ impl<B: Backend> Llama<B> {
         let tables = PassTables::new(
             &self.config,
             &self.rope,
+            self.rope_local.as_ref(),
             new_positions,
             &cache.valid,
             &cache.positions,
@@ -192,11 +206,15 @@ impl<B: Backend> Llama<B> {
         let [b, t] = tokens.dims();
         let device = self.device();
         let ids = tokens.reshape([b * t]);
-        let mut h: Tensor<B, 3> =
-            self.embed_tokens
-                .val()
-                .select(0, ids)
-                .reshape([b, t, self.d_model()]);
+        let mut h: Tensor<B, 3> = self
+            .embed_tokens
+            .val()
+            .select(0, ids)
+            .cast(compute_dtype::<B>())
+            .reshape([b, t, self.d_model()]);
+        if let Some(scale) = self.config.embedding_scale() {
+            h = h.mul_scalar(scale);
+        }
         let mut hidden = Vec::new();
         let visit = |point: HookPoint, h: Tensor<B, 3>, hidden: &mut Vec<_>| {
             let mut h = h;
@@ -213,7 +231,7 @@ impl<B: Backend> Llama<B> {
         let depth = opts.blocks_needed(self.n_layers());
         for (l, layer) in self.layers.iter().take(depth).enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[l]);
-            h = layer.forward(h, tables, slot);
+            h = layer.forward(h, tables.layer(l), slot);
             h = visit(HookPoint::BlockOutput(l), h, &mut hidden);
         }
         if depth < self.n_layers() {
@@ -240,6 +258,33 @@ impl<B: Backend> Llama<B> {
         ForwardOutput { logits, hidden }
     }
 
+    /// Hold the frozen base weights (embeddings, the seven projections, the LM head) in
+    /// `dtype`, e.g. bf16 to halve a 7-9B model's memory. Norms, biases, LoRA adapters and
+    /// every activation stay in the backend's float type (f32), and so do optimizer state
+    /// and gradients, which only adapters have. [`matmul_weight`] bridges the two.
+    pub fn with_base_dtype(mut self, dtype: DType) -> Self {
+        let cast = |p: &Param<Tensor<B, 2>>| {
+            Param::from_tensor(p.val().cast(dtype).detach()).set_require_grad(p.is_require_grad())
+        };
+        self.embed_tokens = cast(&self.embed_tokens);
+        for layer in &mut self.layers {
+            for name in PROJECTIONS {
+                if let Some(lin) = layer.projection_mut(name) {
+                    lin.weight = cast(&lin.weight);
+                }
+            }
+        }
+        if let Some(head) = &mut self.lm_head {
+            head.weight = cast(&head.weight);
+        }
+        self
+    }
+
+    /// The type base weights are held in (see [`Llama::with_base_dtype`]).
+    pub fn base_dtype(&self) -> DType {
+        self.embed_tokens.val().dtype()
+    }
+
     /// The LM head as `(weight [vocab, d_model], bias)`: `lm_head`'s, or the input
     /// embeddings when the two are tied. Training uses it to form the loss gradient itself.
     pub fn head_params(&self) -> (Tensor<B, 2>, Option<Tensor<B, 1>>) {
@@ -249,17 +294,19 @@ impl<B: Backend> Llama<B> {
         }
     }
 
-    /// `[batch, seq, d] -> [batch, seq, vocab]`
+    /// `[batch, seq, d] -> [batch, seq, vocab]`, soft-capped where the model says so.
     pub(crate) fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => head.forward(h),
             None => {
                 let [b, t, d] = h.dims();
-                let logits = h
-                    .reshape([b * t, d])
-                    .matmul(self.embed_tokens.val().transpose());
+                let logits = matmul_weight(h.reshape([b * t, d]), self.embed_tokens.val());
                 logits.reshape([b, t, self.config.vocab_size])
             }
+        };
+        match self.config.final_logit_softcapping {
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
         }
     }
 }

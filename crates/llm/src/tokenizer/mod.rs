@@ -1,9 +1,12 @@
-//! Tokenizers: byte-level BPE from GGUF metadata or from an HF `tokenizer.json`.
+//! Tokenizers: byte-level BPE or SentencePiece from GGUF metadata, or an HF `tokenizer.json`.
 //!
 //! A GGUF tokenizer is turned into the equivalent `tokenizer.json` document (vocab, merges,
-//! special tokens, and the pre-tokenizer named by `tokenizer.ggml.pre`) and handed to the
-//! `tokenizers` crate, so both sources go through the same, well-tested implementation and a
-//! GGUF tokenizer can be exported as `tokenizer.json`.
+//! special tokens, and the pre-tokenizer named by `tokenizer.ggml.pre`; for SentencePiece
+//! vocabularies, merges ranked by piece score, see [`spm`]) and handed to the `tokenizers`
+//! crate, so every source goes through the same, well-tested implementation and a GGUF
+//! tokenizer can be exported as `tokenizer.json`.
+
+mod spm;
 
 use crate::error::LlmError;
 use crate::gguf::GgufFile;
@@ -79,19 +82,7 @@ impl Tokenizer {
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self, LlmError> {
         let path = gguf.path().display().to_string();
         let model = gguf.get_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(LlmError::Tokenizer(format!(
-                "{path}: tokenizer model `{model}` is not supported from GGUF (only byte-level BPE, `gpt2`); point the manifest at the model's HF directory with tokenizer.json instead"
-            )));
-        }
-        let pre = gguf.get_str("tokenizer.ggml.pre").unwrap_or("default");
-        let (pre_tokenizer, ignore_merges) = pre_tokenizer_for(pre).ok_or_else(|| {
-            LlmError::Tokenizer(format!(
-                "{path}: pre-tokenizer `{pre}` is not supported from GGUF (supported: default, gpt2, smollm, llama-bpe, qwen2); use the model's HF directory with tokenizer.json"
-            ))
-        })?;
         let tokens = gguf.get_str_array("tokenizer.ggml.tokens")?;
-        let merges = gguf.get_str_array("tokenizer.ggml.merges")?;
         let types = gguf.get_i64_array("tokenizer.ggml.token_type").ok();
         if types.as_ref().is_some_and(|t| t.len() != tokens.len()) {
             return Err(LlmError::Tokenizer(format!(
@@ -100,11 +91,53 @@ impl Tokenizer {
                 tokens.len()
             )));
         }
-        let vocab: serde_json::Map<String, Value> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.to_string(), json!(i)))
-            .collect();
+        let (normalizer, pre_tokenizer, bpe, decoder) = match model {
+            "gpt2" => {
+                let pre = gguf.get_str("tokenizer.ggml.pre").unwrap_or("default");
+                let (pre_tokenizer, ignore_merges) = pre_tokenizer_for(pre).ok_or_else(|| {
+                    LlmError::Tokenizer(format!(
+                        "{path}: pre-tokenizer `{pre}` is not supported from GGUF (supported: default, gpt2, smollm, llama-bpe, qwen2); use the model's HF directory with tokenizer.json"
+                    ))
+                })?;
+                let merges = gguf.get_str_array("tokenizer.ggml.merges")?;
+                let vocab: serde_json::Map<String, Value> = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.to_string(), json!(i)))
+                    .collect();
+                let bpe = json!({"type": "BPE", "dropout": null, "unk_token": null,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignore_merges,
+                      "vocab": vocab, "merges": merges});
+                let decoder = json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
+                (Value::Null, pre_tokenizer, bpe, decoder)
+            }
+            "llama" => {
+                let scores = gguf.get_f64_array("tokenizer.ggml.scores")?;
+                if scores.len() != tokens.len() {
+                    return Err(LlmError::Tokenizer(format!(
+                        "{path}: {} token scores for {} tokens",
+                        scores.len(),
+                        tokens.len()
+                    )));
+                }
+                let scores: Vec<f32> = scores.iter().map(|&s| s as f32).collect();
+                let unk = gguf
+                    .get_u64("tokenizer.ggml.unknown_token_id")
+                    .ok()
+                    .and_then(|i| tokens.get(i as usize).copied());
+                let prefix = gguf
+                    .get_bool("tokenizer.ggml.add_space_prefix")
+                    .unwrap_or(true);
+                let (normalizer, bpe, decoder) = spm::components(&tokens, &scores, unk, prefix);
+                (normalizer, Value::Null, bpe, decoder)
+            }
+            other => {
+                return Err(LlmError::Tokenizer(format!(
+                    "{path}: tokenizer model `{other}` is not supported from GGUF (only byte-level BPE, `gpt2`, and SentencePiece, `llama`); point the manifest at the model's HF directory with tokenizer.json instead"
+                )));
+            }
+        };
         let added: Vec<Value> = types
             .iter()
             .flatten()
@@ -120,14 +153,11 @@ impl Tokenizer {
             "truncation": null,
             "padding": null,
             "added_tokens": added,
-            "normalizer": null,
+            "normalizer": normalizer,
             "pre_tokenizer": pre_tokenizer,
             "post_processor": null,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-            "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignore_merges,
-                      "vocab": vocab, "merges": merges},
+            "decoder": decoder,
+            "model": bpe,
         });
         let inner = tokenizers::Tokenizer::from_bytes(doc.to_string().as_bytes())
             .map_err(|e| LlmError::Tokenizer(format!("{path}: {e}")))?;
@@ -148,7 +178,7 @@ impl Tokenizer {
                 .get_bool("tokenizer.ggml.add_bos_token")
                 .unwrap_or(false),
         };
-        tracing::debug!(vocab = tok.vocab_size(), pre, "tokenizer built from GGUF");
+        tracing::debug!(vocab = tok.vocab_size(), model, "tokenizer built from GGUF");
         Ok(tok)
     }
 
