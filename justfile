@@ -13,8 +13,12 @@ default:
 setup:
     bash scripts/fetch-default-model.sh
 
-# Run the test suite (tests that need the real model run because setup installs it).
-test: setup
+# Fetch and verify Gemma 3 270M (the real Gemma check of the runtime); no-op when present.
+setup-gemma3:
+    bash scripts/fetch-gemma3.sh
+
+# Run the test suite (tests that need the real models run because setup installs them).
+test: setup setup-gemma3
     cargo test --workspace --no-fail-fast
 
 # Formatting and clippy, warnings as errors.
