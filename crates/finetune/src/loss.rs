@@ -13,6 +13,7 @@ use crate::error::FinetuneError;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use llm::model::matmul_weight;
 use llm::{Batch, ForwardOptions, HookPoint, Llama, LogitsMode, PaddingSide};
 
 /// Sum over target tokens of `-log p(token)`, divided by `targets_in_step` (the number of
@@ -64,9 +65,17 @@ pub fn batch_loss<B: AutodiffBackend>(
     // Forward on plain tensors: logits, the loss value, and softmax - onehot.
     let h_in = h.clone().inner();
     let w_in = head_w.clone().inner();
-    let mut logits = h_in.clone().matmul(w_in.clone().transpose());
+    let mut logits = matmul_weight(h_in.clone(), w_in.clone());
     if let Some(bias) = &head_b {
         logits = logits + bias.clone().inner().unsqueeze_dim(0);
+    }
+    // Gemma 2 soft-caps the logits: z = c·tanh(l / c), so dz/dl = 1 - (z / c)².
+    let cap = model.config.final_logit_softcapping;
+    let mut cap_slope = None;
+    if let Some(c) = cap {
+        logits = logits.div_scalar(c).tanh();
+        cap_slope = Some(logits.clone().square().neg().add_scalar(1.0));
+        logits = logits.mul_scalar(c);
     }
     let picked = logits.clone().gather(1, next.clone());
     let max = logits.clone().max_dim(1);
@@ -78,10 +87,14 @@ pub fn batch_loss<B: AutodiffBackend>(
     let loss_value = (log_p * weight.clone()).sum().neg();
     let minus_one = Tensor::<B::InnerBackend, 2>::full([n, 1], -1.0, &inner_device);
     // d loss / d logits, before the per-row weight (applied to the narrow products below).
-    let dlogits = probs.scatter(1, next, minus_one, IndexingUpdateOp::Add);
+    let mut dlogits = probs.scatter(1, next, minus_one, IndexingUpdateOp::Add);
+    if let Some(slope) = cap_slope {
+        dlogits = dlogits * slope;
+    }
 
     // A surrogate whose gradient is the true one: sum(h · dh) [+ sum(W · dW) + sum(b · db)].
-    let dh = dlogits.clone().matmul(w_in) * weight.clone();
+    // d loss / d h = dlogits · W (`matmul_weight` multiplies by Wᵀ, so hand it W's transpose).
+    let dh = matmul_weight(dlogits.clone(), w_in.transpose()) * weight.clone();
     let mut surrogate = (h * Tensor::from_inner(dh)).sum();
     if head_w.is_require_grad() {
         let dw = dlogits.clone().transpose().matmul(h_in * weight.clone());

@@ -2,92 +2,19 @@
 //! default model when it is installed.
 #![allow(clippy::unwrap_used)]
 
-use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
-use datasets::{Conversation, Message as DMessage, Role};
 use finetune::config::{FinetuneConfig, LayerSelection, LossOn, Mode};
 use finetune::data::TrainExample;
 use finetune::{TrainOptions, lora, train};
-use llm::gguf::{GgmlType, GgufFile};
 use llm::model::tensor_to_f32;
-use llm::testing::{CHATML_TEMPLATE, TinyModel};
+use llm::testing::TinyModel;
 use llm::{ChatTemplate, Llama, Tokenizer};
 use std::path::Path;
 
-type B = Autodiff<Flex>;
+mod common;
 
-fn tiny() -> (Llama<B>, Tokenizer, ChatTemplate) {
-    let t = TinyModel::llama(3);
-    let file = GgufFile::from_bytes("tiny.gguf", t.to_gguf(GgmlType::F32).to_bytes()).unwrap();
-    let tok = Tokenizer::from_gguf(&file).unwrap();
-    let chat = ChatTemplate::new(CHATML_TEMPLATE, "<|im_start|>", "<|im_end|>").unwrap();
-    let model = Llama::<B>::load(&t.config, &t, None, &Default::default()).unwrap();
-    (model, tok, chat)
-}
-
-fn conv(user: &str, assistant: &str) -> Conversation {
-    Conversation {
-        messages: vec![
-            DMessage {
-                role: Role::User,
-                content: user.into(),
-            },
-            DMessage {
-                role: Role::Assistant,
-                content: assistant.into(),
-            },
-        ],
-    }
-}
-
-fn toy_data(n: usize) -> Vec<Conversation> {
-    let words = [
-        "apple", "river", "stone", "cloud", "tiger", "maple", "ocean", "ember", "frost", "delta",
-    ];
-    (0..n)
-        .map(|i| {
-            conv(
-                &format!("say {}", words[i % 10]),
-                &format!("{} {} {}", words[(i * 3) % 10], words[(i * 7 + 1) % 10], i),
-            )
-        })
-        .collect()
-}
-
-/// A small LoRA config for the tiny model.
-fn tiny_cfg() -> FinetuneConfig {
-    let mut c = FinetuneConfig::cpu();
-    c.lora.targets = vec!["q_proj".into(), "v_proj".into(), "down_proj".into()];
-    c.lora.rank = 4;
-    c.lora.alpha = 8.0;
-    c.lora.dropout = 0.0;
-    c.data.n_examples = None;
-    c.data.batch_size = 2;
-    c.data.grad_accum = 2;
-    c.data.max_seq_len = 64;
-    c.optim.lr = 1e-2;
-    c.checkpoints.every = Some(2);
-    c.checkpoints.at = vec![];
-    c
-}
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        progress: false,
-        base_model: "tiny".into(),
-        stop_after: None,
-    }
-}
-
-fn examples(
-    tok: &Tokenizer,
-    chat: &ChatTemplate,
-    cfg: &FinetuneConfig,
-    data: &[Conversation],
-) -> Vec<TrainExample> {
-    finetune::data::tokenize(data, tok, chat, cfg).unwrap().0
-}
+use common::{B, conv, examples, quiet, tiny, tiny_cfg, toy_data};
 
 #[test]
 fn lora_gradients_match_finite_differences() {
@@ -530,9 +457,11 @@ fn merged_export_reloads_with_the_adapter_model_s_logits() {
     assert!(lora::adapters(&merged).is_empty());
     let export = dir.path().join("merged");
     finetune::export::save_hf_dir(&merged, &tok, Some(&chat), &export).unwrap();
-    let reloaded =
-        llm::loader::load_location::<Flex>(llm::ModelLocation::HfDir(export), &Default::default())
-            .unwrap();
+    let reloaded = llm::loader::load_location::<burn::backend::Flex>(
+        llm::ModelLocation::HfDir(export),
+        &Default::default(),
+    )
+    .unwrap();
     let batch = llm::Batch::new(
         vec![vec![5, 9, 44, 100], vec![17, 18]],
         0,

@@ -121,3 +121,12 @@ fn closed_form_loss_matches_autodiff_with_a_separate_head() {
 fn closed_form_loss_matches_autodiff_with_tied_embeddings() {
     check(&TinyModel::llama_tied(12));
 }
+
+#[test]
+fn closed_form_loss_matches_autodiff_through_gemma_soft_capping() {
+    // Gemma 2 caps the logits at 3: the closed form must carry tanh's slope.
+    let tiny = TinyModel::gemma2(13);
+    assert!(tiny.config.final_logit_softcapping.is_some());
+    check(&tiny);
+    check(&TinyModel::gemma3(14));
+}
