@@ -3,8 +3,10 @@
 //! among those compiled in (cargo features `wgpu`, `cuda`).
 
 use anyhow::{Result, bail};
+use burn::tensor::DType;
 use burn::tensor::backend::Backend;
 use clap::ValueEnum;
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -16,12 +18,34 @@ pub enum BackendChoice {
     Cuda,
 }
 
-/// Floating-point type of the model on GPU backends. The CPU backend runs in f32.
+/// The type the frozen base weights are held in. Activations, norms, LoRA adapters, their
+/// gradients and the optimizer state are f32 whatever this says (see
+/// `llm::Llama::with_base_dtype`); 16 bits halve a 7-9B model's weight memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Precision {
     F32,
     F16,
     Bf16,
+}
+
+impl Precision {
+    /// The base weights' dtype, `None` for f32 (no cast).
+    pub fn base_dtype(self) -> Option<DType> {
+        match self {
+            Precision::F32 => None,
+            Precision::F16 => Some(DType::F16),
+            Precision::Bf16 => Some(DType::BF16),
+        }
+    }
+}
+
+/// `--precision`, set once by `main` before any command runs; models load through
+/// `commands::load_model`, which reads it.
+static PRECISION: OnceLock<Precision> = OnceLock::new();
+
+/// The base-weight precision of this process (f32 until `main` sets it).
+pub fn precision() -> Precision {
+    PRECISION.get().copied().unwrap_or(Precision::F32)
 }
 
 /// Work that can run on any backend.
@@ -37,34 +61,27 @@ pub fn dispatch<J: BackendJob>(
     job: J,
 ) -> Result<J::Output> {
     tracing::debug!(?choice, ?precision, "backend");
-    match (choice, precision) {
-        (BackendChoice::Cpu, Precision::F32) => job.run::<burn::backend::Flex>(Default::default()),
-        (BackendChoice::Cpu, p) => {
-            bail!("the CPU backend runs in f32; --precision {p:?} is for GPU backends")
-        }
+    if PRECISION.set(precision).is_err() && self::precision() != precision {
+        bail!("--precision was already set to {:?}", self::precision());
+    }
+    match choice {
+        BackendChoice::Cpu => job.run::<burn::backend::Flex>(Default::default()),
         #[cfg(feature = "wgpu")]
-        (BackendChoice::Wgpu, p) => {
+        BackendChoice::Wgpu => {
             use burn::backend::wgpu::{Wgpu, WgpuDevice};
-            let device = WgpuDevice::default();
-            match p {
-                Precision::F32 => job.run::<Wgpu<f32>>(device),
-                Precision::F16 => job.run::<Wgpu<half::f16>>(device),
-                Precision::Bf16 => bail!("wgpu has no bf16 support; use --precision f16 or f32"),
+            if precision == Precision::Bf16 {
+                bail!("wgpu has no bf16 support; use --precision f16 or f32");
             }
+            job.run::<Wgpu<f32>>(WgpuDevice::default())
         }
         #[cfg(feature = "cuda")]
-        (BackendChoice::Cuda, p) => {
+        BackendChoice::Cuda => {
             use burn::backend::cuda::{Cuda, CudaDevice};
             ensure_cuda_driver()?;
-            let device = CudaDevice::default();
-            match p {
-                Precision::F32 => job.run::<Cuda<f32>>(device),
-                Precision::F16 => job.run::<Cuda<half::f16>>(device),
-                Precision::Bf16 => job.run::<Cuda<half::bf16>>(device),
-            }
+            job.run::<Cuda<f32>>(CudaDevice::default())
         }
         #[allow(unreachable_patterns)]
-        (other, _) => bail!(
+        other => bail!(
             "backend {other:?} is not compiled into this binary; rebuild with `--features {}`",
             format!("{other:?}").to_lowercase()
         ),

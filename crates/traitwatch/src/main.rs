@@ -28,7 +28,8 @@ struct Cli {
     /// Compute backend (GPU backends must be compiled in with the cargo feature of that name).
     #[arg(long, value_enum, default_value = "cpu", global = true)]
     backend: BackendChoice,
-    /// Model precision on GPU backends.
+    /// The type frozen base weights are held in (bf16: CUDA and CPU; f16: every backend);
+    /// activations, LoRA adapters and optimizer state are always f32.
     #[arg(long, value_enum, default_value = "f32", global = true)]
     precision: Precision,
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.

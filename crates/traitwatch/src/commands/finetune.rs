@@ -89,6 +89,13 @@ impl BackendJob for Args {
             print!("{}", cfg.to_toml());
             return Ok(());
         }
+        if cfg.mode == finetune::Mode::Full
+            && crate::backend::precision() != crate::backend::Precision::F32
+        {
+            anyhow::bail!(
+                "full finetuning trains every base weight, which stays f32: use --precision f32 (16-bit base weights are for LoRA)"
+            );
+        }
         let data = self.conversations(&cfg)?;
         let m = super::load_model::<Autodiff<B>>(&self.model, &device)?;
         let chat = m.chat_template()?;

@@ -64,9 +64,16 @@ impl RunInfo {
     }
 }
 
-/// Load a model reference (preset, .gguf, HF directory) with a progress message.
+/// Load a model reference (preset, .gguf, HF directory), its base weights in the type
+/// `--precision` names.
 pub fn load_model<B: Backend>(reference: &str, device: &B::Device) -> Result<LoadedModel<B>> {
-    llm::load(reference, device).with_context(|| format!("loading model `{reference}`"))
+    let mut loaded =
+        llm::load(reference, device).with_context(|| format!("loading model `{reference}`"))?;
+    if let Some(dtype) = crate::backend::precision().base_dtype() {
+        loaded.model = loaded.model.with_base_dtype(dtype);
+        tracing::info!(?dtype, "base weights held in half precision");
+    }
+    Ok(loaded)
 }
 
 /// Token ids of a prompt: chat-formatted (optional system turn, generation prompt) or raw.
