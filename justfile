@@ -31,6 +31,16 @@ check-backends:
     cargo check -p traitwatch --features wgpu
     cargo check -p traitwatch --features cuda
 
+# The wgpu backend against the CPU backend (tiny models: logits, activations, LoRA steps);
+# runs on any Vulkan adapter, Mesa's software lavapipe included, and says SKIPPED without one.
+test-wgpu:
+    cargo test -p traitwatch --features wgpu --test backend_check -- --nocapture
+
+# The CUDA backend against the CPU backend, on a machine with an NVIDIA GPU.
+test-cuda:
+    cargo test -p traitwatch --features cuda --test backend_check -- --nocapture
+    cargo run -p traitwatch --features cuda -- --backend cuda backend-check
+
 # Link the CUDA build (release), proving it builds offline; run it where a GPU is.
 build-cuda:
     cargo build --release -p traitwatch --features cuda

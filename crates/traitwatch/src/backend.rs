@@ -72,12 +72,19 @@ pub fn dispatch<J: BackendJob>(
             if precision == Precision::Bf16 {
                 bail!("wgpu has no bf16 support; use --precision f16 or f32");
             }
+            ensure_starts::<Wgpu<f32>>(
+                "wgpu",
+                "no Vulkan, Metal or DX12 adapter was found (for a software one, install Mesa's lavapipe)",
+            )?;
             job.run::<Wgpu<f32>>(WgpuDevice::default())
         }
         #[cfg(feature = "cuda")]
         BackendChoice::Cuda => {
             use burn::backend::cuda::{Cuda, CudaDevice};
-            ensure_cuda_driver()?;
+            ensure_starts::<Cuda<f32>>(
+                "CUDA",
+                "no NVIDIA driver or GPU was found on this machine",
+            )?;
             job.run::<Cuda<f32>>(CudaDevice::default())
         }
         #[allow(unreachable_patterns)]
@@ -88,21 +95,19 @@ pub fn dispatch<J: BackendJob>(
     }
 }
 
-/// burn panics when no CUDA driver can be loaded; turn that into an error that says so.
-#[cfg(feature = "cuda")]
-fn ensure_cuda_driver() -> Result<()> {
-    use burn::backend::cuda::{Cuda, CudaDevice};
+/// burn panics when a GPU backend cannot start (no driver, no adapter); probe it with one
+/// tiny tensor and turn that panic into an error that says what is missing.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn ensure_starts<B: Backend>(name: &str, missing: &str) -> Result<()> {
     use burn::tensor::Tensor;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| {
-        Tensor::<Cuda<f32>, 1>::zeros([1], &CudaDevice::default()).into_data();
+        Tensor::<B, 1>::zeros([1], &B::Device::default()).into_data();
     });
     std::panic::set_hook(previous);
     if probe.is_err() {
-        bail!(
-            "the CUDA backend could not start: no NVIDIA driver or GPU was found on this machine"
-        );
+        bail!("the {name} backend could not start: {missing}");
     }
     Ok(())
 }

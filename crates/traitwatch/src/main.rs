@@ -81,6 +81,9 @@ enum Command {
     /// Regenerate a figure or table of an experiment (fig1 ... fig11, tables, all),
     /// computing whatever it needs that is not in the artifact store yet.
     Reproduce(commands::experiment::ReproduceArgs),
+    /// Check a backend against the CPU backend on tiny random models: logits,
+    /// activations and two LoRA steps, within stated tolerances.
+    BackendCheck(commands::backend_check::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -91,7 +94,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // cubecl (the GPU backends' compiler) logs every autotuned kernel at info.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},cubecl=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -104,6 +109,7 @@ fn execute(command: Command, backend: BackendChoice, precision: Precision) -> an
     use commands::experiment;
     match command {
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::BackendCheck(args) => commands::backend_check::run(args, backend, precision),
         Command::Generate(args) => backend::dispatch(backend, precision, args),
         Command::Activations(args) => backend::dispatch(backend, precision, args),
         Command::Finetune(args) => backend::dispatch(backend, precision, args),

@@ -2,6 +2,7 @@
 //! [`crate::backend::BackendJob`].
 
 pub mod activations;
+pub mod backend_check;
 pub mod checkpoints;
 pub mod datasets;
 pub mod drift;
