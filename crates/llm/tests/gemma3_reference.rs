@@ -9,7 +9,10 @@
 //! under `CI=true`, where CI has installed the file.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use burn::backend::Flex;
+use common::{assert_close_rel, floats, ids};
 use llm::gguf::GgufFile;
 use llm::loader::{self, GEMMA3_270M, LoadedModel};
 use llm::model::tensor_to_f32;
@@ -38,37 +41,6 @@ fn model() -> &'static LoadedModel<B> {
         let path = loader::installed(&GEMMA3_270M).unwrap();
         loader::load_location(loader::ModelLocation::Gguf(path), &Default::default()).unwrap()
     })
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-/// `|got - want| <= tol · max(1, |want|)`: the residual stream grows to norms of 10^4, so
-/// an absolute bound would be meaningless deep in the model.
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol,
-        "{what}: max relative |diff| {worst} > {tol}\n got {got:?}\nwant {want:?}"
-    );
 }
 
 #[test]
@@ -117,7 +89,7 @@ fn weight_fingerprints_match() {
         let t = weights.get(name).unwrap().unwrap();
         let cols = t.shape.last().copied().unwrap();
         let got = &t.to_f32()[row * cols..row * cols + 8];
-        assert_close(key, got, &floats(want), 1e-5);
+        assert_close_rel(key, got, &floats(want), 1e-5);
     }
 }
 
@@ -202,13 +174,13 @@ fn logits_and_hidden_states_match() {
             let want = &p["hidden_states"][key];
             let h = tensor_to_f32(out.hidden_at(*point).unwrap().clone());
             let at = |pos: usize| &h[(i * t + pos) * d..(i * t + pos + 1) * d];
-            assert_close(
+            assert_close_rel(
                 &format!("{name} {point} last[:8]"),
                 &at(last)[..8],
                 &floats(&want["last_token_first8"]),
                 1e-3,
             );
-            assert_close(
+            assert_close_rel(
                 &format!("{name} {point} position 1 [:8]"),
                 &at(first + 1)[..8],
                 &floats(&want["position1_first8"]),
@@ -216,7 +188,7 @@ fn logits_and_hidden_states_match() {
             );
             let norm = at(last).iter().map(|x| x * x).sum::<f32>().sqrt();
             let want_norm = want["last_token_l2norm"].as_f64().unwrap() as f32;
-            assert_close(&format!("{name} {point} norm"), &[norm], &[want_norm], 1e-4);
+            assert_close_rel(&format!("{name} {point} norm"), &[norm], &[want_norm], 1e-4);
         }
     }
 }
@@ -229,13 +201,13 @@ fn check_last_logits(name: &str, row: &[f32], p: &Value) {
     let got_top: Vec<u32> = order[..10].iter().map(|&k| k as u32).collect();
     assert_eq!(got_top, ids(&top["token_ids"]), "{name}: top-10 ids");
     let got_top_logits: Vec<f32> = order[..10].iter().map(|&k| row[k]).collect();
-    assert_close(
+    assert_close_rel(
         &format!("{name}: top-10 logits"),
         &got_top_logits,
         &floats(&top["logits"]),
         1e-3,
     );
-    assert_close(
+    assert_close_rel(
         &format!("{name}: logits[:16]"),
         &row[..16],
         &floats(&p["last_position_logits_first16"]),

@@ -9,7 +9,10 @@
 //! (`feature_sensitivity_max_abs_logit_diff` in each file), far above the tolerance.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use burn::backend::Flex;
+use common::{assert_close_rel, floats, ids};
 use llm::loader::{LoadedModel, ModelLocation, load_location};
 use llm::model::tensor_to_f32;
 use llm::{Batch, ForwardOptions, HookPoint, LogitsMode, Message, PaddingSide, SamplingConfig};
@@ -31,35 +34,6 @@ fn load(arch: &str) -> (LoadedModel<B>, Value) {
     let model = load_location(ModelLocation::HfDir(dir(arch)), &Default::default()).unwrap();
     let text = std::fs::read_to_string(dir(arch).join("reference.json")).unwrap();
     (model, serde_json::from_str(&text).unwrap())
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol,
-        "{what}: max relative |diff| {worst} > {tol}\n got {got:?}\nwant {want:?}"
-    );
 }
 
 /// HF `hidden_states[k]` in our hook points: embeddings, block outputs, the final norm.
@@ -125,7 +99,7 @@ fn logits_and_hidden_states_match_every_position() {
             let opts = ForwardOptions::<B>::logits(LogitsMode::All).capture(points.iter().copied());
             let out = m.model.forward(&batch, &opts).unwrap();
             let logits = tensor_to_f32(out.logits.clone().unwrap());
-            assert_close(
+            assert_close_rel(
                 &format!("{name}: last-position logits"),
                 &logits[(t - 1) * vocab..t * vocab],
                 &floats(&p["last_position_logits"]),
@@ -137,7 +111,7 @@ fn logits_and_hidden_states_match_every_position() {
                 .iter()
                 .enumerate()
             {
-                assert_close(
+                assert_close_rel(
                     &format!("{name}: logits[:8] at position {pos}"),
                     &logits[pos * vocab..pos * vocab + 8],
                     &floats(want),
@@ -154,14 +128,14 @@ fn logits_and_hidden_states_match_every_position() {
                 let point = hook_point(k, n_layers);
                 let h = tensor_to_f32(out.hidden_at(point).unwrap().clone());
                 let last = &h[(t - 1) * d..t * d];
-                assert_close(
+                assert_close_rel(
                     &format!("{name}: {point} last[:8]"),
                     &last[..8],
                     &floats(want),
                     TOL,
                 );
                 let norm = last.iter().map(|x| x * x).sum::<f32>().sqrt();
-                assert_close(&format!("{name}: {point} norm"), &[norm], &[norms[k]], TOL);
+                assert_close_rel(&format!("{name}: {point} norm"), &[norm], &[norms[k]], TOL);
             }
         }
     }
@@ -223,7 +197,7 @@ fn left_padded_batches_match_transformers() {
             .iter()
             .enumerate()
         {
-            assert_close(
+            assert_close_rel(
                 &format!("{arch}: padded row {i}"),
                 &logits[i * vocab..(i + 1) * vocab],
                 &floats(want),

@@ -6,7 +6,10 @@
 //! missing model is a failure (CI installs it).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use burn::backend::Flex;
+use common::{assert_close_abs, floats, ids};
 use llm::gguf::GgufFile;
 use llm::loader::{self, LoadedModel, SMOLLM2_135M};
 use llm::model::tensor_to_f32;
@@ -47,35 +50,6 @@ fn messages(prompt: &Value) -> Vec<Message> {
     serde_json::from_value(prompt["messages"].clone()).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol,
-        "{what}: max |diff| {worst} > {tol}\n got {got:?}\nwant {want:?}"
-    );
-}
-
 #[test]
 fn weight_fingerprints_match() {
     let Some(path) = model_path("weight_fingerprints_match") else {
@@ -108,7 +82,7 @@ fn weight_fingerprints_match() {
         ("model.norm.weight[:8]", row("model.norm.weight", 0)),
     ];
     for (key, got) in cases {
-        assert_close(key, &got, &floats(&fp[key]), 1e-5);
+        assert_close_abs(key, &got, &floats(&fp[key]), 1e-5);
     }
 }
 
@@ -202,13 +176,13 @@ fn logits_and_hidden_states_match() {
         let got_top: Vec<u32> = order[..10].iter().map(|&k| k as u32).collect();
         assert_eq!(got_top, ids(&top["token_ids"]), "prompt {i}: top-10 ids");
         let got_top_logits: Vec<f32> = order[..10].iter().map(|&k| row[k]).collect();
-        assert_close(
+        assert_close_abs(
             &format!("prompt {i} top-10 logits"),
             &got_top_logits,
             &floats(&top["logits"]),
             1e-3,
         );
-        assert_close(
+        assert_close_abs(
             &format!("prompt {i} logits[:8]"),
             &row[..8],
             &floats(&p["last_position_logits_first8_vocab"]),
@@ -227,7 +201,7 @@ fn logits_and_hidden_states_match() {
             let h = tensor_to_f32(out.hidden_at(point).unwrap().clone());
             let at = |pos: usize| &h[(i * t + pos) * d..(i * t + pos + 1) * d];
             let last_vec = at(last);
-            assert_close(
+            assert_close_abs(
                 &format!("prompt {i} {point} last[:8]"),
                 &last_vec[..8],
                 &floats(&want["last_token_first8"]),
@@ -242,7 +216,7 @@ fn logits_and_hidden_states_match() {
             let mean_first8: Vec<f32> = (0..8)
                 .map(|k| (offset..offset + n).map(|pos| at(pos)[k]).sum::<f32>() / n as f32)
                 .collect();
-            assert_close(
+            assert_close_abs(
                 &format!("prompt {i} {point} mean over positions"),
                 &mean_first8,
                 &floats(&want["mean_over_positions_first8"]),
