@@ -14,6 +14,7 @@
 //!   crate free of burn.
 //! - [`slurm`]: an sbatch job array (one task per cell) plus dependent jobs.
 
+mod em_stage;
 pub mod extra;
 pub mod locate;
 pub mod manifest;

@@ -169,6 +169,9 @@ pub struct EmSpec {
     pub trait_items: bool,
     /// Label only these checkpoints (step 0, the reference, always); empty: every one.
     pub steps: Vec<u64>,
+    /// Score the per-trait items only at these of the labelled checkpoints (step 0
+    /// always); empty: at every labelled one.
+    pub trait_steps: Vec<u64>,
     /// The free-form judge endpoint (`[em.freeform]`: base_url, model, ...), when `judge = "freeform"`.
     pub freeform: Option<toml::Table>,
 }
@@ -181,6 +184,7 @@ impl Default for EmSpec {
             items: "data/em/items.jsonl".into(),
             trait_items: false,
             steps: Vec::new(),
+            trait_steps: Vec::new(),
             freeform: None,
         }
     }
@@ -497,6 +501,24 @@ impl Loaded {
         }
         if !(0.0..1.0).contains(&m.em.tau) {
             return Err(self.invalid("em.tau", "the EM threshold is a rate in [0, 1)"));
+        }
+        if !m.em.trait_steps.is_empty() {
+            if !m.em.trait_items {
+                return Err(self.invalid(
+                    "em.trait_steps",
+                    "says where to score the per-trait items, but `em.trait_items` is false",
+                ));
+            }
+            if let Some(step) =
+                m.em.trait_steps
+                    .iter()
+                    .find(|s| !m.em.steps.is_empty() && **s != 0 && !m.em.steps.contains(s))
+            {
+                return Err(self.invalid(
+                    "em.trait_steps",
+                    format!("step {step} is not one of the labelled checkpoints (`em.steps`)"),
+                ));
+            }
         }
         if m.em.judge == JudgeKind::Freeform {
             let Some(table) = &m.em.freeform else {

@@ -5,7 +5,8 @@
 //! by their hashes, not their paths), the contents of the data files it reads and the
 //! identity of the model, so a changed bank or setting re-runs exactly what depends on it.
 
-use crate::manifest::{JudgeKind, Loaded};
+use crate::em_stage;
+use crate::manifest::Loaded;
 use crate::store::Store;
 use crate::{PipelineError, Result};
 use sha2::{Digest, Sha256};
@@ -243,6 +244,14 @@ impl Plan {
             } else {
                 None
             };
+            // Step 0 of the EM judge, scored once for all runs of this model.
+            let base_em = match em_stage::base_args(loaded, src, &model.name) {
+                Some(args) if !needs.em.is_empty() => {
+                    let files = em_stage::files(loaded);
+                    Some(b.add(StageKind::Em, &model.name, None, args, files, src)?)
+                }
+                _ => None,
+            };
             let mut calibration_drift = Vec::new();
             let mut scored_drift = Vec::new();
             for group in loaded.run_groups() {
@@ -308,8 +317,9 @@ impl Plan {
                         }
                     }
                     if needs.em.contains(pert) {
-                        let args = em_args(loaded, ft, &group.em_steps, &labels)?;
-                        let files = vec![m.em.items.clone()];
+                        let args =
+                            em_stage::run_args(loaded, ft, base_em, &group.em_steps, &labels)?;
+                        let files = em_stage::files(loaded);
                         b.add(StageKind::Em, &model.name, Some(&cell), args, files, src)?;
                     }
                 }
@@ -385,60 +395,6 @@ impl Plan {
         }
         out
     }
-}
-
-fn em_args(loaded: &Loaded, ft: usize, steps: &[u64], labels: &[Arg]) -> Result<Vec<Arg>> {
-    let m = &loaded.manifest;
-    let lit = |s: &str| Arg::Lit(s.to_string());
-    let mut args = match m.em.judge {
-        JudgeKind::PairedChoice => {
-            let mut a = vec![lit("em"), lit("--run"), Arg::Artifact(ft)];
-            a.extend([lit("--items"), lit(&m.em.items.display().to_string())]);
-            if m.em.trait_items {
-                a.extend([
-                    lit("--trait-bank"),
-                    lit(&m.traits.bank.display().to_string()),
-                ]);
-            } else {
-                a.push(lit("--no-traits"));
-            }
-            a
-        }
-        JudgeKind::Freeform => {
-            let mut a = vec![lit("em-freeform"), lit("--run"), Arg::Artifact(ft)];
-            let table = m.em.freeform.clone().unwrap_or_default();
-            for (key, value) in table {
-                let flag = match key.as_str() {
-                    "base_url" => "--judge-url",
-                    "model" => "--judge-model",
-                    "api_key_env" => "--judge-key-env",
-                    "mode" => "--judge-mode",
-                    "concurrency" => "--judge-concurrency",
-                    "timeout_s" => "--judge-timeout",
-                    "retries" => "--judge-retries",
-                    "samples" => "--samples",
-                    other => {
-                        return Err(loaded.invalid(
-                            &format!("em.freeform.{other}"),
-                            "unknown key (base_url, model, api_key_env, mode, concurrency, timeout_s, retries, samples)",
-                        ));
-                    }
-                };
-                let value = match value {
-                    toml::Value::String(s) => s,
-                    v => v.to_string(),
-                };
-                a.extend([lit(flag), lit(&value)]);
-            }
-            a
-        }
-    };
-    if !steps.is_empty() {
-        let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
-        args.extend([lit("--steps"), lit(&steps.join(","))]);
-    }
-    args.extend(labels.iter().cloned());
-    Ok(args)
 }
 
 /// A trait bank's `name` (its feature set in the drift tables).

@@ -48,8 +48,22 @@ fn shipped_experiments_load_and_plan() {
     assert_eq!(count(StageKind::Traits), 1);
     assert_eq!(count(StageKind::Finetune), 10);
     assert_eq!(count(StageKind::Drift), 10);
-    assert_eq!(count(StageKind::Em), 2);
+    // The base model's step 0 once, then bad_medical's two seeds, which copy it.
+    assert_eq!(count(StageKind::Em), 1 + 2);
     assert_eq!(count(StageKind::Pca), 1);
+    let em: Vec<usize> = (0..plan.stages.len())
+        .filter(|&i| plan.stages[i].kind == StageKind::Em)
+        .collect();
+    assert!(plan.stages[em[0]].cell.is_none());
+    let base_dir = plan.dir(em[0]).display().to_string();
+    for &i in &em[1..] {
+        let argv = plan.argv(i, Path::new("out")).unwrap();
+        assert!(
+            argv.windows(2)
+                .any(|w| w[0] == "--reference" && w[1] == base_dir),
+            "{argv:?}"
+        );
+    }
     // all: 7 perturbations x 2 seeds, plus full finetuning of bad_medical and gsm8k.
     let all = Plan::build(&default, &[Target::All]).unwrap();
     assert_eq!(all.cells().len(), 14 + 2);
@@ -58,7 +72,7 @@ fn shipped_experiments_load_and_plan() {
             .iter()
             .filter(|s| s.kind == StageKind::Em)
             .count(),
-        16
+        1 + 16
     );
 
     // The paper's grid plans without its weights; the missing ones are listed.
@@ -114,6 +128,14 @@ fn each_kind_of_mistake_names_the_key_and_line() {
     assert!(error(&p).contains("unknown target `fig12`"));
     let p = manifest(tmp.path(), "[em]\njudge = \"freeform\"\n");
     assert!(error(&p).contains("[em.freeform]"));
+    let p = manifest(tmp.path(), "[em]\ntrait_steps = [4]\n");
+    assert!(error(&p).contains("`em.trait_steps`") && error(&p).contains("trait_items"));
+    let p = manifest(
+        tmp.path(),
+        "[em]\ntrait_items = true\nsteps = [4, 8]\ntrait_steps = [16]\n",
+    );
+    let e = error(&p);
+    assert!(e.contains("step 16 is not one of the labelled"), "{e}");
     // Leaks and unknown perturbations.
     let text = std::fs::read_to_string(manifest(tmp.path(), ""))
         .unwrap()
@@ -173,6 +195,35 @@ fn includes_merge_and_cycles_are_refused() {
     );
     std::fs::write(tmp.path().join("base.toml"), "include = [\"top.toml\"]\n").unwrap();
     assert!(error(&top).contains("include cycle"));
+}
+
+/// With the per-trait items, each run's EM stage scores them where `em.trait_steps` says,
+/// takes step 0 from the model's base stage, and is re-run when an item file changes.
+#[test]
+fn trait_items_go_where_trait_steps_say() {
+    at_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "[em]\ntrait_items = true\nsteps = [8, 16]\ntrait_steps = [16]\n";
+    let loaded = pipeline::load(&manifest(tmp.path(), extra)).unwrap();
+    let plan = Plan::build(&loaded, &[Target::All]).unwrap();
+    let em: Vec<usize> = (0..plan.stages.len())
+        .filter(|&i| plan.stages[i].kind == StageKind::Em)
+        .collect();
+    let base = plan.argv(em[0], Path::new("out")).unwrap();
+    assert!(base.contains(&"--trait-bank".to_string()), "{base:?}");
+    assert!(!base.contains(&"--reference".to_string()), "{base:?}");
+    for &i in &em[1..] {
+        let argv = plan.argv(i, Path::new("out")).unwrap();
+        assert!(
+            argv.windows(2).any(|w| w == ["--trait-steps", "16"]),
+            "{argv:?}"
+        );
+        assert!(
+            argv.windows(2).any(|w| w == ["--steps", "8,16"]),
+            "{argv:?}"
+        );
+        assert!(plan.stages[i].inputs.contains(&em[0]), "{argv:?}");
+    }
 }
 
 #[test]

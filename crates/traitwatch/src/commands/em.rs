@@ -3,7 +3,9 @@
 //!
 //! Each checkpoint scores the aligned and the misaligned answer of every EM item, and the
 //! positive- and negative-pole answers of every per-trait item, by its own mean
-//! log-probability per token. Never looks at activations. Writes into `--out`:
+//! log-probability per token. Never looks at activations. `--trait-steps` limits the
+//! per-trait items to some checkpoints; `--reference` takes step 0 from an earlier `em`
+//! output of the base model (the pipeline scores it once per model). Writes into `--out`:
 //! ```text
 //! scores/step-NNNNNN.json  every pair's scores per checkpoint (cache: a killed run resumes)
 //! em_items.parquet         one row per item and checkpoint (em crate's `em_items` table)
@@ -35,6 +37,15 @@ pub struct Args {
     /// Skip the per-trait items.
     #[arg(long)]
     no_traits: bool,
+    /// Score the per-trait items only at these checkpoints (comma-separated; step 0
+    /// always). Default: at every checkpoint evaluated.
+    #[arg(long, value_delimiter = ',')]
+    trait_steps: Vec<u64>,
+    /// Take step 0 (the base model) from this earlier `em` output directory instead of
+    /// scoring it again: every run of one base model shares it. Its cached scores must be
+    /// for the same model, system prompt, items and batch size.
+    #[arg(long)]
+    reference: Option<PathBuf>,
     /// System prompt for every question (default: none, so the model's default applies).
     #[arg(long)]
     system: Option<String>,
@@ -44,10 +55,15 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// One checkpoint's cached scores, valid for the same system prompt and item ids.
+/// One checkpoint's cached scores, valid for the same model, system prompt, item ids and
+/// batch size (padding changes the float summation order, so scores can differ by ulps).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CachedScores {
     step: u64,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    batch_size: usize,
     system: String,
     em_ids: Vec<String>,
     trait_ids: Vec<String>,
@@ -63,6 +79,70 @@ const TRAIT_POSITIVE: &str = "trait_positive";
 
 fn ids(pairs: &[Pair]) -> Vec<String> {
     pairs.iter().map(|p| p.id.clone()).collect()
+}
+
+/// What a checkpoint's cached scores must have been computed with to be reused.
+struct Expected<'a> {
+    model: &'a str,
+    batch_size: usize,
+    system: &'a str,
+    em_ids: Vec<String>,
+    trait_ids: Vec<String>,
+}
+
+impl Expected<'_> {
+    /// None when `c` matches; otherwise what differs, for the `--reference` error.
+    fn mismatch(&self, c: &CachedScores) -> Option<String> {
+        let differs = |what: &str, ours: &dyn std::fmt::Debug, theirs: &dyn std::fmt::Debug| {
+            Some(format!("{what}: {theirs:?} there, {ours:?} here"))
+        };
+        if c.model != self.model {
+            return differs("model", &self.model, &c.model);
+        }
+        if c.batch_size != self.batch_size {
+            return differs("batch size", &self.batch_size, &c.batch_size);
+        }
+        if c.system != self.system {
+            return differs("system prompt", &self.system, &c.system);
+        }
+        if c.em_ids != self.em_ids {
+            return Some(format!(
+                "EM items: {} there, {} here (or other ids)",
+                c.em_ids.len(),
+                self.em_ids.len()
+            ));
+        }
+        if c.trait_ids != self.trait_ids {
+            return Some(format!(
+                "per-trait items: {} there, {} here (or other ids)",
+                c.trait_ids.len(),
+                self.trait_ids.len()
+            ));
+        }
+        None
+    }
+}
+
+fn read_cached(path: &std::path::Path) -> Option<CachedScores> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Step 0's scores from another `em` output directory, checked against `expected`.
+fn reference_scores(dir: &std::path::Path, expected: &Expected) -> Result<CachedScores> {
+    let path = dir.join("scores").join("step-000000.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--reference: reading {}", path.display()))?;
+    let c: CachedScores = serde_json::from_str(&text)
+        .with_context(|| format!("--reference: parsing {}", path.display()))?;
+    if let Some(why) = expected.mismatch(&c) {
+        anyhow::bail!(
+            "--reference {}: its step-0 scores were computed differently ({why}); drop \
+             --reference to score step 0 here",
+            dir.display()
+        );
+    }
+    Ok(c)
 }
 
 impl BackendJob for Args {
@@ -93,28 +173,49 @@ impl BackendJob for Args {
         let cache = self.out.join("scores");
         std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
 
-        let per_checkpoint = 2 * (em_pairs.len() + trait_pairs.len()) as u64;
-        let bar = ProgressBar::new(per_checkpoint * checkpoints.len() as u64).with_style(
+        // Which checkpoints score the per-trait items: step 0 always (their reference).
+        let traits_at = |step: u64| {
+            step == 0 || self.trait_steps.is_empty() || self.trait_steps.contains(&step)
+        };
+        let pairs_at =
+            |step: u64| 2 * (em_pairs.len() + traits_at(step) as usize * trait_pairs.len()) as u64;
+        let total: u64 = checkpoints.iter().map(|(s, _)| pairs_at(*s)).sum();
+        let bar = ProgressBar::new(total).with_style(
             ProgressStyle::with_template(
                 "{spinner} judge {bar:30} {pos}/{len} answers [{elapsed} < {eta}] {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        let no_traits: &[Pair] = &[];
         let mut results: Vec<CachedScores> = Vec::new();
         for (step, dir) in &checkpoints {
             bar.set_message(format!("step {step}"));
+            let step_traits = if traits_at(*step) {
+                &trait_pairs[..]
+            } else {
+                no_traits
+            };
+            let expected = Expected {
+                model: &model_ref,
+                batch_size: self.batch_size,
+                system: &system,
+                em_ids: ids(&em_pairs),
+                trait_ids: ids(step_traits),
+            };
             let path = cache.join(format!("step-{step:06}.json"));
-            let cached = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| serde_json::from_str::<CachedScores>(&t).ok())
-                .filter(|c| {
-                    c.system == system
-                        && c.em_ids == ids(&em_pairs)
-                        && c.trait_ids == ids(&trait_pairs)
-                });
+            let mut cached = read_cached(&path).filter(|c| expected.mismatch(c).is_none());
+            if cached.is_none()
+                && *step == 0
+                && let Some(reference) = &self.reference
+            {
+                let c = reference_scores(reference, &expected)?;
+                super::write_atomically(&path, serde_json::to_string(&c)?.as_bytes())?;
+                tracing::info!("step 0 from {}", reference.display());
+                cached = Some(c);
+            }
             let scores = match cached {
                 Some(c) => {
-                    bar.inc(per_checkpoint);
+                    bar.inc(pairs_at(*step));
                     c
                 }
                 None => {
@@ -124,12 +225,14 @@ impl BackendJob for Args {
                     }
                     let (sys, b) = (self.system.as_deref(), self.batch_size);
                     let em = em::score_pairs(&lm, &em_pairs, sys, b, Some(&bar))?;
-                    let tr = em::score_pairs(&lm, &trait_pairs, sys, b, Some(&bar))?;
+                    let tr = em::score_pairs(&lm, step_traits, sys, b, Some(&bar))?;
                     let c = CachedScores {
                         step: *step,
+                        model: model_ref.clone(),
+                        batch_size: self.batch_size,
                         system: system.clone(),
-                        em_ids: ids(&em_pairs),
-                        trait_ids: ids(&trait_pairs),
+                        em_ids: expected.em_ids,
+                        trait_ids: expected.trait_ids,
                         em,
                         traits: tr,
                         seconds: started.elapsed().as_secs_f64(),
@@ -157,7 +260,7 @@ impl BackendJob for Args {
                 let shift = em::shift_toward_b(&em_pairs, &c.em, r);
                 rates.push((c.step, SHIFT.to_string(), shift));
             }
-            if !trait_pairs.is_empty() {
+            if !c.traits.is_empty() {
                 tables_in.push(CheckpointScores {
                     step: c.step,
                     bank: "traits",

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use pipeline::runner::{Executor, Selection};
-use pipeline::{Loaded, Plan, Stage, StageKind, Store, Target};
+use pipeline::{Arg, Loaded, Plan, Stage, StageKind, Store, Target};
 use std::path::{Path, PathBuf};
 
 /// The embedded default experiment.
@@ -122,13 +122,27 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
         StageKind::Finetune => steps as f64 * 3.3,
         StageKind::Drift => checkpoints as f64 * 6.2 + 5.0,
         StageKind::Em => {
-            let per = if m.em.trait_items { 115.0 } else { 53.0 };
-            let labelled = if m.em.steps.is_empty() {
-                checkpoints
-            } else {
-                m.em.steps.len() + 1
+            // Seconds per checkpoint: the 176 EM items, and the 210 per-trait items.
+            let (em, traits) = (53.0, if m.em.trait_items { 62.0 } else { 0.0 });
+            if stage.cell.is_none() {
+                // The base model's step 0, shared by every run's EM stage.
+                return em + traits;
+            }
+            // The stage's own `--steps` / `--trait-steps` (extra runs have their own).
+            let listed = |flag: &str| {
+                stage.args.windows(2).find_map(|w| match w {
+                    [Arg::Lit(f), Arg::Lit(list)] if f == flag => Some(list.split(',').count()),
+                    _ => None,
+                })
             };
-            labelled as f64 * per
+            let labelled = listed("--steps").unwrap_or(checkpoints.saturating_sub(1));
+            let with_traits = listed("--trait-steps").unwrap_or(labelled).min(labelled);
+            let step0 = if m.em.judge == pipeline::manifest::JudgeKind::PairedChoice {
+                0.0
+            } else {
+                em
+            };
+            step0 + labelled as f64 * em + with_traits as f64 * traits
         }
         StageKind::Pca => 5.0,
     }

@@ -24,6 +24,10 @@ pub fn collect(loaded: &Loaded) -> Result<(PathBuf, bool)> {
     let mut copied = 0usize;
     let mut complete = true;
     for (i, stage) in plan.stages.iter().enumerate() {
+        // The base model's EM stage: every run's EM tables repeat its step 0 already.
+        if stage.kind == StageKind::Em && stage.cell.is_none() {
+            continue;
+        }
         let dir = plan.dir(i);
         if !Store::is_complete(&dir) {
             complete = false;
