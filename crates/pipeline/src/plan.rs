@@ -192,6 +192,8 @@ impl Plan {
         let mut b = Builder { stages: Vec::new() };
         let lit = |s: &str| Arg::Lit(s.to_string());
         let path = |p: &Path| Arg::Lit(p.display().to_string());
+        // The data files every EM stage reads (the same for all of them): listed once.
+        let em_files = em_stage::files(loaded);
         for model in &m.models {
             let src = model.source.as_str();
             // Trait directions: alignment bank, l* fixed or searched.
@@ -247,7 +249,7 @@ impl Plan {
             // Step 0 of the EM judge, scored once for all runs of this model.
             let base_em = match em_stage::base_args(loaded, src, &model.name) {
                 Some(args) if !needs.em.is_empty() => {
-                    let files = em_stage::files(loaded);
+                    let files = em_files.clone();
                     Some(b.add(StageKind::Em, &model.name, None, args, files, src)?)
                 }
                 _ => None,
@@ -319,7 +321,7 @@ impl Plan {
                     if needs.em.contains(pert) {
                         let args =
                             em_stage::run_args(loaded, ft, base_em, &group.em_steps, &labels)?;
-                        let files = em_stage::files(loaded);
+                        let files = em_files.clone();
                         b.add(StageKind::Em, &model.name, Some(&cell), args, files, src)?;
                     }
                 }
