@@ -40,8 +40,9 @@ pub(crate) fn files(loaded: &Loaded) -> Vec<PathBuf> {
     files
 }
 
-/// Where `traitwatch em` reads the per-trait items from (its `--trait-items` default).
-const TRAIT_ITEMS: &str = "data/em/traits";
+/// Where `traitwatch em` reads the per-trait items from (its `--trait-items` default);
+/// manifest validation checks it holds item files.
+pub(crate) const TRAIT_ITEMS: &str = "data/em/traits";
 
 /// `--items` and the per-trait bank (or `--no-traits`).
 fn paired_choice_items(loaded: &Loaded) -> Vec<Arg> {

@@ -499,6 +499,25 @@ impl Loaded {
                 return Err(self.invalid(key, format!("`{}` does not exist", file.display())));
             }
         }
+        if m.em.trait_items && m.em.judge == JudgeKind::PairedChoice {
+            // The EM stages hash these files; a missing directory must not silently drop
+            // them from the stage identity (and `traitwatch em` would fail later anyway).
+            let dir = Path::new(crate::em_stage::TRAIT_ITEMS);
+            let has_items = std::fs::read_dir(dir).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            });
+            if !has_items {
+                return Err(self.invalid(
+                    "em.trait_items",
+                    format!(
+                        "the per-trait items are read from `{}` (relative to the working \
+                         directory), which has no .jsonl files; run from the repository root",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
         if !(0.0..1.0).contains(&m.em.tau) {
             return Err(self.invalid("em.tau", "the EM threshold is a rate in [0, 1)"));
         }

@@ -104,8 +104,9 @@ fn targets(loaded: &Loaded, given: &[String]) -> Result<Vec<Target>> {
         .collect()
 }
 
-/// Rough CPU seconds for a stage on a ~135M model (2-core machine, docs/BENCHMARKS.md),
-/// for the plan's estimate and the progress bar's ETA.
+/// Rough CPU seconds for a stage on a ~135M model, for the plan's estimate and the
+/// progress bar's ETA: the stage times of the default experiment's `reproduce all` on
+/// the quiet 2-core VM (docs/BENCHMARKS.md, 2026-12-06; 62.4 min for 51 stages).
 fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
     let m = &loaded.manifest;
     let (steps, checkpoints) = schedule(loaded);
@@ -116,22 +117,25 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
             } else {
                 11.0 * 52.0
             };
-            330.0 + search
+            215.0 + search
         }
         StageKind::Sae => 200.0,
-        StageKind::Finetune => steps as f64 * 3.3,
-        StageKind::Drift => checkpoints as f64 * 6.2 + 5.0,
+        StageKind::Finetune => steps as f64 * 3.0,
+        StageKind::Drift => checkpoints as f64 * 4.0 + 4.0,
         StageKind::Em => {
             // Seconds per checkpoint: the 176 EM items, and the 210 per-trait items.
-            let (em, traits) = (53.0, if m.em.trait_items { 62.0 } else { 0.0 });
+            let (em, traits) = (45.0, if m.em.trait_items { 45.0 } else { 0.0 });
             if stage.cell.is_none() {
                 // The base model's step 0, shared by every run's EM stage.
                 return em + traits;
             }
-            // The stage's own `--steps` / `--trait-steps` (extra runs have their own).
+            // The stage's own `--steps` / `--trait-steps` (extra runs have their own), less
+            // step 0, which is counted on its own below.
             let listed = |flag: &str| {
                 stage.args.windows(2).find_map(|w| match w {
-                    [Arg::Lit(f), Arg::Lit(list)] if f == flag => Some(list.split(',').count()),
+                    [Arg::Lit(f), Arg::Lit(list)] if f == flag => {
+                        Some(list.split(',').filter(|s| s.trim() != "0").count())
+                    }
                     _ => None,
                 })
             };
