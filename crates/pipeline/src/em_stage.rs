@@ -30,14 +30,20 @@ pub(crate) fn files(loaded: &Loaded) -> Vec<PathBuf> {
     let mut files = vec![m.em.items.clone()];
     if m.em.trait_items && m.em.judge == JudgeKind::PairedChoice {
         files.push(m.traits.bank.clone());
-        let mut items: Vec<PathBuf> = std::fs::read_dir(TRAIT_ITEMS)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        items.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
-        items.sort();
-        files.extend(items);
+        files.extend(trait_item_files());
     }
     files
+}
+
+/// The `.jsonl` files under [`TRAIT_ITEMS`], sorted; empty when it cannot be read
+/// (manifest validation refuses `trait_items` then).
+pub(crate) fn trait_item_files() -> Vec<PathBuf> {
+    let mut items: Vec<PathBuf> = std::fs::read_dir(TRAIT_ITEMS)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    items.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    items.sort();
+    items
 }
 
 /// Where `traitwatch em` reads the per-trait items from (its `--trait-items` default);

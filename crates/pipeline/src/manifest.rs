@@ -503,11 +503,7 @@ impl Loaded {
             // The EM stages hash these files; a missing directory must not silently drop
             // them from the stage identity (and `traitwatch em` would fail later anyway).
             let dir = Path::new(crate::em_stage::TRAIT_ITEMS);
-            let has_items = std::fs::read_dir(dir).is_ok_and(|rd| {
-                rd.flatten()
-                    .any(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-            });
-            if !has_items {
+            if crate::em_stage::trait_item_files().is_empty() {
                 return Err(self.invalid(
                     "em.trait_items",
                     format!(
