@@ -4,18 +4,18 @@
 //!
 //! Prints one JSON line per measurement, including peak RSS during the timed runs
 //! (VmHWM after resetting it post-load, as the PyTorch script does).
-//! Environment: `BENCH_RUNS` (default 7), `BENCH_WARMUP` (2), `BENCH_ONLY` (one name).
+//! Environment: `BENCH_RUNS` (default 7), `BENCH_WARMUP` (2), `BENCH_ONLY` (one name),
+//! `BENCH_SHARDS` (2, the cpu profile's `data.shards`).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use burn::backend::{Autodiff, Flex};
 use finetune::config::{FinetuneConfig, LayerSelection};
 use finetune::data::TrainExample;
 use finetune::optim::AdamW;
-use finetune::{lora, params};
+use finetune::{lora, params, shards};
 use llm::loader::{self, SMOLLM2_135M};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 type B = Autodiff<Flex>;
@@ -47,6 +47,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     let only = std::env::var("BENCH_ONLY").ok();
+    // Data-parallel shards per batch (`data.shards`); 1 is one forward/backward per step.
+    let n_shards: usize = std::env::var("BENCH_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     for (name, rank, alpha, targets) in [
         (
             "lora_r16_all",
@@ -99,12 +104,11 @@ fn main() {
         let mut optimizer = AdamW::default();
         // Peak memory counts from here: the loaded model is included, load-time garbage not.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let mut losses = Vec::new();
+        let mut losses: Vec<f64> = Vec::new();
         let mut step = |model: finetune_model::Model| {
-            let loss = finetune::loss::batch_loss(&model, &refs, 2, n_targets).unwrap();
-            losses.push(llm::model::tensor_to_f32(loss.clone().inner())[0]);
-            let mut grads = BTreeMap::new();
-            params::accumulate_grads(&model, &loss.backward(), &mut grads);
+            let (loss, grads) =
+                shards::micro_batch_gradients(&model, &refs, n_shards, 2, n_targets, 0).unwrap();
+            losses.push(loss);
             params::apply_update(model, &grads, &mut optimizer, 1e-4, 1.0, &cfg.optim)
         };
         for _ in 0..warmup {
@@ -124,7 +128,7 @@ fn main() {
             serde_json::json!({"bench": name, "batch": 4, "seq": 128, "lora_r": rank, "lora_alpha": alpha,
                 "trainable_params": trainable, "median_s": median, "tokens_per_s": 512.0 / median,
                 "loss_first": losses[0], "loss_last": losses[losses.len() - 1], "times_s": times,
-                "runs": runs, "warmup": warmup, "peak_rss_mb": status_mb("VmHWM:"), "backend": "flex"})
+                "runs": runs, "warmup": warmup, "peak_rss_mb": status_mb("VmHWM:"), "backend": "flex", "shards": n_shards})
         );
     }
 }

@@ -20,6 +20,7 @@ pub mod lora;
 pub mod loss;
 pub mod optim;
 pub mod params;
+pub mod shards;
 pub mod train;
 
 pub use config::{FinetuneConfig, LossOn, Mode};

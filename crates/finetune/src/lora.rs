@@ -9,11 +9,12 @@
 use crate::config::FinetuneConfig;
 use crate::error::FinetuneError;
 use burn::module::{Module, Param};
-use burn::nn::DropoutConfig;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use llm::Llama;
-use llm::model::{LoraAdapter, PROJECTIONS, host_to_tensor, projection_path, tensor_to_f32};
+use llm::model::{
+    KeyedDropout, LoraAdapter, PROJECTIONS, host_to_tensor, projection_path, tensor_to_f32,
+};
 use llm::weights::HostTensor;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -60,11 +61,28 @@ pub fn attach<B: Backend>(
                 a: Param::from_tensor(a),
                 b: Param::from_tensor(b),
                 scale,
-                dropout: DropoutConfig::new(cfg.lora.dropout).init(),
+                dropout: KeyedDropout::new(cfg.lora.dropout),
             });
         }
     }
     Ok(model)
+}
+
+/// Give every adapter's dropout its own mask key, derived from `base` (one per step,
+/// micro-batch and shard) and the adapter's place in the model.
+pub fn set_dropout_keys<B: Backend>(model: &mut Llama<B>, base: u64) {
+    for (l, layer) in model.layers.iter_mut().enumerate() {
+        for (k, name) in PROJECTIONS.iter().enumerate() {
+            if let Some(lora) = layer.projection_mut(name).and_then(|p| p.lora.as_mut()) {
+                let place = (l * PROJECTIONS.len() + k) as u64;
+                lora.dropout.key = llm::model::splitmix64(base ^ splitmix_place(place));
+            }
+        }
+    }
+}
+
+fn splitmix_place(place: u64) -> u64 {
+    llm::model::splitmix64(place.wrapping_mul(0xD6E8_FEB8_6659_FD93))
 }
 
 /// Every adapter in the model as `(HF module path, adapter)`.
@@ -194,7 +212,7 @@ pub fn load_peft<B: Backend>(model: Llama<B>, dir: &Path) -> Result<Llama<B>, Fi
                 a: Param::from_tensor(host_to_tensor(a.clone(), &device)),
                 b: Param::from_tensor(host_to_tensor(b.clone(), &device)),
                 scale,
-                dropout: DropoutConfig::new(0.0).init(),
+                dropout: KeyedDropout::new(0.0),
             });
             attached += 1;
         }

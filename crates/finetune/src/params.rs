@@ -60,6 +60,17 @@ pub fn accumulate_grads<B: AutodiffBackend>(
     });
 }
 
+/// Add `more` into `into`, parameter by parameter.
+pub fn add_grads<B: Backend>(into: &mut Grads<B>, more: Grads<B>) {
+    for (name, g) in more {
+        let sum = match into.remove(&name) {
+            Some(prev) => prev + g,
+            None => g,
+        };
+        into.insert(name, sum);
+    }
+}
+
 /// The global L2 norm of all gradients.
 pub fn global_norm<B: Backend>(grads: &Grads<B>) -> f64 {
     grads
@@ -123,6 +134,25 @@ pub fn apply_update<B: AutodiffBackend>(
         grad_scale,
         cfg,
     })
+}
+
+struct FreshLeaves;
+
+impl<B: AutodiffBackend> ModuleMapper<B> for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        if !tensor.is_require_grad() {
+            return Param::from_mapped_value(id, tensor, mapper);
+        }
+        let leaf = Tensor::from_inner(tensor.inner()).require_grad();
+        Param::from_mapped_value(id, leaf, mapper)
+    }
+}
+
+/// `model` with every trainable parameter re-made as a new autodiff leaf (same values,
+/// shared storage).
+pub fn fresh_leaves<B: AutodiffBackend>(model: Llama<B>) -> Llama<B> {
+    model.map(&mut FreshLeaves)
 }
 
 struct Reader<'a> {

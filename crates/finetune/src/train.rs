@@ -8,12 +8,11 @@ use crate::error::FinetuneError;
 use crate::log::{LogRow, read_log, write_log};
 use crate::optim::{AdamW, Moments, clip_factor, lr_at};
 use crate::params::{self, Grads};
-use crate::{lora, loss};
-use burn::nn::DropoutConfig;
+use crate::{lora, shards};
 use burn::tensor::backend::AutodiffBackend;
 use datasets::Conversation;
 use indicatif::{ProgressBar, ProgressStyle};
-use llm::model::{PROJECTIONS, tensor_to_f32};
+use llm::model::{KeyedDropout, PROJECTIONS, splitmix64, tensor_to_f32};
 use llm::{ChatTemplate, Llama, Tokenizer};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -99,12 +98,6 @@ pub fn train<B: AutodiffBackend>(
     let wall_before = log.last().map_or(0.0, |r| r.wall_seconds);
     for step in start + 1..=total {
         let t0 = Instant::now();
-        // Dropout draws from the backend's process-wide RNG; holding this lock from seeding
-        // to the update keeps two trainings in one process from interleaving their draws.
-        let _rng_guard = STEP_LOCK
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        B::seed(&model.device(), step_seed(cfg.seed, step));
         let micro = &plan.steps[step - 1];
         let targets_in_step: usize = micro
             .iter()
@@ -113,12 +106,20 @@ pub fn train<B: AutodiffBackend>(
             .sum();
         let mut grads: Grads<B::InnerBackend> = BTreeMap::new();
         let (mut loss_sum, mut tokens) = (0.0, 0);
-        for batch_ids in micro {
+        for (index, batch_ids) in micro.iter().enumerate() {
             let rows: Vec<&TrainExample> = batch_ids.iter().map(|&i| &examples[i]).collect();
             tokens += rows.iter().map(|r| r.ids.len()).sum::<usize>();
-            let loss = loss::batch_loss(&model, &rows, pad, targets_in_step)?;
-            loss_sum += tensor_to_f32(loss.clone().inner())[0] as f64;
-            params::accumulate_grads(&model, &loss.backward(), &mut grads);
+            let dropout_key = splitmix64(step_seed(cfg.seed, step) ^ index as u64);
+            let (loss, batch_grads) = shards::micro_batch_gradients(
+                &model,
+                &rows,
+                cfg.data.shards,
+                pad,
+                targets_in_step,
+                dropout_key,
+            )?;
+            loss_sum += loss;
+            params::add_grads(&mut grads, batch_grads);
         }
         if !loss_sum.is_finite() {
             let last = ckpt::list_checkpoints(out).last().map_or(0, |c| c.0);
@@ -168,10 +169,7 @@ pub fn train<B: AutodiffBackend>(
     })
 }
 
-/// Serialises training steps within a process (see the loop in [`train`]).
-static STEP_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Dropout draws of step `step`, independent of where a run was resumed.
+/// The dropout masks of step `step` derive from this, whether or not the run was resumed.
 fn step_seed(seed: u64, step: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(step as u64)
@@ -338,7 +336,7 @@ fn restore<B: AutodiffBackend>(
             for layer in &mut m.layers {
                 for name in PROJECTIONS {
                     if let Some(lora) = layer.projection_mut(name).and_then(|p| p.lora.as_mut()) {
-                        lora.dropout = DropoutConfig::new(cfg.lora.dropout).init();
+                        lora.dropout = KeyedDropout::new(cfg.lora.dropout);
                     }
                 }
             }

@@ -269,7 +269,7 @@ fn lora_adapter_equals_merged_weights() {
                     &dev,
                 )),
                 scale: 2.0,
-                dropout: burn::nn::DropoutConfig::new(0.0).init(),
+                dropout: llm::model::KeyedDropout::new(0.0),
             });
         }
     }

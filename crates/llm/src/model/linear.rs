@@ -5,8 +5,8 @@
 //! tensors; the forward multiplies by transposed views, which burn's matmul takes as
 //! strides without copying.
 
+use super::dropout::KeyedDropout;
 use burn::module::{Module, Param};
-use burn::nn::Dropout;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
@@ -41,7 +41,8 @@ pub struct LoraAdapter<B: Backend> {
     pub b: Param<Tensor<B, 2>>,
     /// `alpha / r`, or `alpha / sqrt(r)` for rsLoRA.
     pub scale: f64,
-    pub dropout: Dropout,
+    #[module(skip)]
+    pub dropout: KeyedDropout,
 }
 
 impl<B: Backend> LoraAdapter<B> {

@@ -7,12 +7,14 @@
 //! PEFT adapter names and this module tree cannot drift apart.
 
 mod block;
+mod dropout;
 mod hooks;
 mod inputs;
 mod linear;
 mod load;
 
 pub use block::{Attention, DecoderLayer, LayerCache, Mlp, PROJECTIONS, RmsNorm, projection_path};
+pub use dropout::{KeyedDropout, splitmix64};
 pub use hooks::{ForwardOptions, ForwardOutput, HookPoint, Intervention, LogitsMode};
 pub use inputs::{
     AttentionTables, Batch, PaddingSide, PassTables, Rope, apply_rope, attention_mask,
