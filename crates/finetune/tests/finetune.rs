@@ -14,7 +14,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{B, conv, examples, quiet, tiny, tiny_cfg, toy_data};
+use common::{B, conv, examples, quiet, set_nonzero_b, tiny, tiny_cfg, toy_data};
 
 #[test]
 fn lora_gradients_match_finite_differences() {
@@ -22,19 +22,7 @@ fn lora_gradients_match_finite_differences() {
     let cfg = tiny_cfg();
     let mut model = lora::attach(model, &cfg).unwrap();
     // Give every B a non-zero value so A's gradient is not identically zero.
-    for layer in &mut model.layers {
-        for name in ["q_proj", "v_proj", "down_proj"] {
-            let lora = layer.projection_mut(name).unwrap().lora.as_mut().unwrap();
-            let dims = lora.b.dims();
-            let vals: Vec<f32> = (0..dims[0] * dims[1])
-                .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.02)
-                .collect();
-            lora.b = Param::from_tensor(Tensor::from_data(
-                TensorData::new(vals, dims),
-                &Default::default(),
-            ));
-        }
-    }
+    set_nonzero_b(&mut model, &["q_proj", "v_proj", "down_proj"], 37);
     let ex = examples(&tok, &chat, &cfg, &toy_data(3));
     let rows: Vec<&TrainExample> = ex.iter().collect();
     let n_targets: usize = ex

@@ -10,6 +10,8 @@ use llm::model::tensor_to_f32;
 use llm::testing::TinyModel;
 use llm::{Batch, ForwardOptions, Llama, LogitsMode, PaddingSide};
 
+mod common;
+
 type B = Autodiff<Flex>;
 
 /// The textbook formulation: log-softmax over the logits, picked at the targets.
@@ -99,12 +101,8 @@ fn check(tiny: &TinyModel) {
             .collect::<Vec<_>>()
     };
     for ((name, a), (_, b)) in grads(&go).into_iter().zip(grads(&gt)) {
-        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let (worst, scale) = common::max_diff_and_scale(&a, &b);
         assert!(scale > 0.0, "{name}: reference gradient is zero");
-        let worst = a
-            .iter()
-            .zip(&b)
-            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(
             worst < 1e-4 * scale,
             "{name}: max |diff| {worst} vs scale {scale}"

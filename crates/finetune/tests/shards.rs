@@ -2,8 +2,6 @@
 //! pass, up to float rounding, and the same bits every time, dropout included.
 #![allow(clippy::unwrap_used)]
 
-use burn::module::Param;
-use burn::tensor::{Tensor, TensorData};
 use finetune::data::TrainExample;
 use finetune::{lora, shards};
 use llm::Llama;
@@ -11,7 +9,7 @@ use llm::model::tensor_to_f32;
 
 mod common;
 
-use common::{B, examples, tiny, tiny_cfg, toy_data};
+use common::{B, examples, max_diff_and_scale, set_nonzero_b, tiny, tiny_cfg, toy_data};
 
 /// The tiny model with adapters whose B is non-zero, so that every gradient is.
 fn adapted(dropout: f64) -> Llama<B> {
@@ -19,18 +17,7 @@ fn adapted(dropout: f64) -> Llama<B> {
     let mut cfg = tiny_cfg();
     cfg.lora.dropout = dropout;
     let mut model = lora::attach(model, &cfg).unwrap();
-    for layer in &mut model.layers {
-        for name in ["q_proj", "v_proj", "down_proj"] {
-            let lora = layer.projection_mut(name).unwrap().lora.as_mut().unwrap();
-            let dims = lora.b.dims();
-            let vals: Vec<f32> = (0..dims[0] * dims[1])
-                .map(|i| ((i * 29 % 13) as f32 - 6.0) * 0.03)
-                .collect();
-            lora.b = Param::from_tensor(
-                Tensor::from_data(TensorData::new(vals, dims), &Default::default()).require_grad(),
-            );
-        }
-    }
+    set_nonzero_b(&mut model, &["q_proj", "v_proj", "down_proj"], 29);
     model
 }
 
@@ -69,13 +56,8 @@ fn shards_give_the_whole_batch_gradient() {
             g1.keys().collect::<Vec<_>>(),
             g_n.keys().collect::<Vec<_>>()
         );
-        let (a, b) = (flat(&g1), flat(&g_n));
-        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let (worst, scale) = max_diff_and_scale(&flat(&g_n), &flat(&g1));
         assert!(scale > 0.0);
-        let worst = a
-            .iter()
-            .zip(&b)
-            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(
             worst < 1e-4 * scale,
             "{n} shards: max |diff| {worst} of {scale}"

@@ -3,6 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::tensor::{Tensor, TensorData};
 use datasets::{Conversation, Message as DMessage, Role};
 use finetune::TrainOptions;
 use finetune::config::FinetuneConfig;
@@ -83,4 +85,28 @@ pub fn examples(
     data: &[Conversation],
 ) -> Vec<TrainExample> {
     finetune::data::tokenize(data, tok, chat, cfg).unwrap().0
+}
+
+/// Give every adapter's B (on `targets`) a fixed non-zero value, so that A's gradient is
+/// not identically zero. `step` varies the pattern.
+pub fn set_nonzero_b(model: &mut Llama<B>, targets: &[&str], step: usize) {
+    for layer in &mut model.layers {
+        for name in targets {
+            let lora = layer.projection_mut(name).unwrap().lora.as_mut().unwrap();
+            let dims = lora.b.dims();
+            let vals: Vec<f32> = (0..dims[0] * dims[1])
+                .map(|i| ((i * step % 11) as f32 - 5.0) * 0.02)
+                .collect();
+            lora.b = Param::from_tensor(
+                Tensor::from_data(TensorData::new(vals, dims), &Default::default()).require_grad(),
+            );
+        }
+    }
+}
+
+/// The largest absolute difference between `a` and `b`, and the largest |b|.
+pub fn max_diff_and_scale(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    (worst, scale)
 }

@@ -124,8 +124,8 @@ impl BackendJob for ProbeJob {
             activations.extend(real(tensor_to_f32(t), width));
         }
 
-        // Two LoRA steps with the trainer itself (dropout off: its masks come from each
-        // backend's own RNG).
+        // Two LoRA steps with the trainer itself, with the cpu profile's two batch shards
+        // (dropout off: the check compares the step itself).
         let dir = tempfile::tempdir().context("creating a scratch directory")?;
         let outcome = finetune::train(
             load_tiny::<Autodiff<B>>(&tiny, self.base_dtype, &device)?,
