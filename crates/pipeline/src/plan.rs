@@ -16,6 +16,16 @@ use std::path::{Path, PathBuf};
 /// Bump when a stage's output format changes, so old artifacts are not reused.
 const FORMAT_VERSION: u32 = 1;
 
+/// The version a stage kind's hash carries: [`FORMAT_VERSION`], plus bumps for kinds whose
+/// results changed under the same command line. Finetune 2: keyed LoRA dropout and the
+/// cpu profile's two batch shards (a profile's settings are not on the command line).
+fn stage_version(kind: StageKind) -> u32 {
+    match kind {
+        StageKind::Finetune => FORMAT_VERSION + 1,
+        _ => FORMAT_VERSION,
+    }
+}
+
 /// What `traitwatch reproduce` / `run` can be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
@@ -442,7 +452,7 @@ impl Builder {
         };
         let mut inputs = Vec::new();
         let mut h = Sha256::new();
-        h.update(format!("{} v{FORMAT_VERSION}\n", kind.name()));
+        h.update(format!("{} v{}\n", kind.name(), stage_version(kind)));
         for arg in &args {
             match arg {
                 Arg::Lit(s) => h.update(format!("lit {s}\n")),
