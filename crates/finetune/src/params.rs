@@ -38,12 +38,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradCollector<'_, B> {
         };
         let n = grad.shape().num_elements();
         let flat = grad.reshape([n]);
-        let name = self.path.join(".");
-        let sum = match self.into.remove(&name) {
-            Some(prev) => prev + flat,
-            None => flat,
-        };
-        self.into.insert(name, sum);
+        add_grad(self.into, self.path.join("."), flat);
     }
 }
 
@@ -63,12 +58,16 @@ pub fn accumulate_grads<B: AutodiffBackend>(
 /// Add `more` into `into`, parameter by parameter.
 pub fn add_grads<B: Backend>(into: &mut Grads<B>, more: Grads<B>) {
     for (name, g) in more {
-        let sum = match into.remove(&name) {
-            Some(prev) => prev + g,
-            None => g,
-        };
-        into.insert(name, sum);
+        add_grad(into, name, g);
     }
+}
+
+fn add_grad<B: Backend>(into: &mut Grads<B>, name: String, g: Tensor<B, 1>) {
+    let sum = match into.remove(&name) {
+        Some(prev) => prev + g,
+        None => g,
+    };
+    into.insert(name, sum);
 }
 
 /// The global L2 norm of all gradients.
