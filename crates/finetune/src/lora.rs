@@ -71,11 +71,20 @@ pub fn attach<B: Backend>(
 /// Give every adapter's dropout its own mask key, derived from `base` (one per step,
 /// micro-batch and shard) and the adapter's place in the model.
 pub fn set_dropout_keys<B: Backend>(model: &mut Llama<B>, base: u64) {
+    for_each_adapter_mut(model, |place, lora| {
+        lora.dropout.key = llm::model::splitmix64(base ^ splitmix_place(place as u64));
+    });
+}
+
+/// Call `f` on every adapter with its place in the model (layer x projection index).
+pub fn for_each_adapter_mut<B: Backend>(
+    model: &mut Llama<B>,
+    mut f: impl FnMut(usize, &mut LoraAdapter<B>),
+) {
     for (l, layer) in model.layers.iter_mut().enumerate() {
         for (k, name) in PROJECTIONS.iter().enumerate() {
             if let Some(lora) = layer.projection_mut(name).and_then(|p| p.lora.as_mut()) {
-                let place = (l * PROJECTIONS.len() + k) as u64;
-                lora.dropout.key = llm::model::splitmix64(base ^ splitmix_place(place));
+                f(l * PROJECTIONS.len() + k, lora);
             }
         }
     }

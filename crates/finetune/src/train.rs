@@ -12,7 +12,7 @@ use crate::{lora, shards};
 use burn::tensor::backend::AutodiffBackend;
 use datasets::Conversation;
 use indicatif::{ProgressBar, ProgressStyle};
-use llm::model::{KeyedDropout, PROJECTIONS, splitmix64, tensor_to_f32};
+use llm::model::{KeyedDropout, splitmix64, tensor_to_f32};
 use llm::{ChatTemplate, Llama, Tokenizer};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -333,13 +333,9 @@ fn restore<B: AutodiffBackend>(
     let model = match cfg.mode {
         Mode::Lora => {
             let mut m = lora::load_peft(model, dir)?;
-            for layer in &mut m.layers {
-                for name in PROJECTIONS {
-                    if let Some(lora) = layer.projection_mut(name).and_then(|p| p.lora.as_mut()) {
-                        lora.dropout = KeyedDropout::new(cfg.lora.dropout);
-                    }
-                }
-            }
+            lora::for_each_adapter_mut(&mut m, |_, lora| {
+                lora.dropout = KeyedDropout::new(cfg.lora.dropout);
+            });
             m
         }
         Mode::Full => {
