@@ -1,5 +1,5 @@
 //! LoRA training-step benchmarks on the default model, the same workloads as
-//! `../shared/bench/bench_torch.py` (`lora_r16_all`, `lora_r1_down`): batch 4 x 128 random
+//! `scripts/bench_torch.py` (`lora_r16_all`, `lora_r1_down`): batch 4 x 128 random
 //! tokens, loss on all tokens, AdamW lr 1e-4, one optimizer step per run.
 //!
 //! Prints one JSON line per measurement, including peak RSS during the timed runs

@@ -1,5 +1,5 @@
 //! Runtime benchmarks on the default model, the same workloads as
-//! `../shared/bench/bench_torch.py` so the two can be compared on one machine.
+//! `scripts/bench_torch.py` so the two can be compared on one machine.
 //!
 //! Prints one JSON line per measurement. `just bench` runs it; results and the PyTorch
 //! comparison live in docs/BENCHMARKS.md.
