@@ -12,7 +12,10 @@
 //! data/em/traits/*.jsonl --bank::load_trait_items--> [TraitItem] -/
 //! judge::score_pairs(model, pairs, system) -> [PairScore]   (burn, batched, no KV cache)
 //! summary::{proxy_em, shift_toward_b, trait_behaviour} -> rates, Wilson intervals (no burn)
-//! table::{write_items, write_summary} -> Parquet
+//! shift::shift(scores, step 0) -> the label: mean paired change of the misaligned
+//!     answer's log-odds, bootstrap interval, paired t-test (no burn)
+//! controls::measure(system-prompt scores) -> the label's scale and its validation
+//! table::{write_items, write_summary, write_label, write_controls} -> Parquet
 //! ```
 //! The paper's free-form protocol (answers sampled from the checkpoint, judged by a model
 //! behind an OpenAI-compatible HTTP API) lives in [`freeform`].
@@ -20,14 +23,20 @@
 //! Nothing here looks at activations.
 
 pub mod bank;
+pub mod controls;
 pub mod freeform;
 pub mod judge;
 pub mod labels;
+pub mod overlap;
+pub mod shift;
+pub mod student_t;
 pub mod summary;
 pub mod table;
 
 pub use bank::{EmItem, Pair, TraitItem, load_em_items, load_trait_items};
+pub use controls::{ControlBank, ControlKind, ControlResult};
 pub use judge::{PairScore, score_pairs};
+pub use shift::Shift;
 pub use summary::{GroupRate, proxy_em, shift_toward_b, trait_behaviour, wilson_interval};
 
 use std::path::PathBuf;

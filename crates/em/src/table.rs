@@ -14,10 +14,23 @@
 //! - `trait_positive`: `rate` = the share of a trait's items whose positive-pole answer
 //!   wins; `group` the trait.
 //!
+//! | `em_label` v1 | `em_label.parquet` | model, perturbation, seed, step, group, n, mean_shift, se, low, high, t, p_value, toward, control_scale, control_fraction |
+//! | `em_controls` v1 | `em_controls.parquet` | model, perturbation, seed, step, control, kind, n, mean_shift, se, low, high, t, p_value, toward, control_scale, control_fraction |
+//!
+//! `em_label` is the label the monitor uses (see `crate::shift`): `mean_shift` is the mean
+//! paired change of the misaligned answer's log-odds since step 0 (nats per token, positive
+//! toward misalignment), `low`/`high` its 95% bootstrap interval, `t`/`p_value` the paired
+//! t-test, `toward` the share of items that moved toward the misaligned answer;
+//! `control_fraction` = `mean_shift / control_scale`, where `control_scale` is the pooled
+//! positive control's shift on the base model (NaN when no controls were measured).
+//! `em_controls` holds those controls (see `crate::controls`), measured at step 0.
+//!
 //! `delta_from_step0` is `rate` minus the same statistic's and group's rate at step 0 (NaN
 //! without a step 0). The system prompt the judge used is in the metadata (`em.system`).
 
 use crate::bank::Pair;
+use crate::controls::ControlResult;
+use crate::shift::Shift;
 use crate::judge::PairScore;
 use crate::summary::GroupRate;
 use crate::{EmError, Result};
@@ -35,6 +48,14 @@ pub const ITEMS_TABLE: TableKind = TableKind {
 };
 pub const SUMMARY_TABLE: TableKind = TableKind {
     name: "em_summary",
+    version: 1,
+};
+pub const LABEL_TABLE: TableKind = TableKind {
+    name: "em_label",
+    version: 1,
+};
+pub const CONTROLS_TABLE: TableKind = TableKind {
+    name: "em_controls",
     version: 1,
 };
 /// Metadata key: the judge's system prompt (empty: the model's default).
@@ -198,5 +219,69 @@ pub fn write_summary(
         &batch(columns)?,
         SUMMARY_TABLE,
         &meta,
+    )?)
+}
+
+/// The statistic columns of one [`Shift`] per row, with the control scale.
+fn shift_columns(shifts: &[&Shift], scale: f64) -> Vec<(&'static str, ArrayRef)> {
+    let f = |get: &dyn Fn(&Shift) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(shifts.iter().map(|s| get(s))))
+    };
+    vec![
+        (
+            "n",
+            Arc::new(UInt64Array::from_iter_values(
+                shifts.iter().map(|s| s.n as u64),
+            )),
+        ),
+        ("mean_shift", f(&|s| s.mean)),
+        ("se", f(&|s| s.se)),
+        ("low", f(&|s| s.low)),
+        ("high", f(&|s| s.high)),
+        ("t", f(&|s| s.t)),
+        ("p_value", f(&|s| s.p_value)),
+        ("toward", f(&|s| s.toward)),
+        ("control_scale", f(&|_| scale)),
+        ("control_fraction", f(&|s| s.mean / scale)),
+    ]
+}
+
+/// Write the label per checkpoint: `(step, shifts)` with the overall group first.
+/// `control_scale` is the pooled positive control's shift (None: not measured).
+pub fn write_label(
+    path: &Path,
+    run: &RunKey,
+    label: &[(u64, Vec<Shift>)],
+    control_scale: Option<f64>,
+    system: &str,
+) -> Result<()> {
+    let rows: Vec<(u64, &Shift)> = label
+        .iter()
+        .flat_map(|(step, shifts)| shifts.iter().map(move |s| (*step, s)))
+        .collect();
+    let mut columns = key_columns(run, "group", rows.iter().map(|r| (r.0, r.1.group.clone())));
+    let shifts: Vec<&Shift> = rows.iter().map(|r| r.1).collect();
+    columns.extend(shift_columns(&shifts, control_scale.unwrap_or(f64::NAN)));
+    let meta = BTreeMap::from([(SYSTEM_KEY.to_string(), system.to_string())]);
+    Ok(tables::write_parquet(
+        path,
+        &batch(columns)?,
+        LABEL_TABLE,
+        &meta,
+    )?)
+}
+
+/// Write the controls measured on `run`'s base model (step 0), pooled control first.
+pub fn write_controls(path: &Path, run: &RunKey, results: &[ControlResult]) -> Result<()> {
+    let scale = crate::controls::scale(results).unwrap_or(f64::NAN);
+    let mut columns = key_columns(run, "control", results.iter().map(|r| (0, r.name.clone())));
+    columns.push(("kind", strings(results.iter().map(|r| r.kind.name()))));
+    let shifts: Vec<&Shift> = results.iter().map(|r| &r.shift).collect();
+    columns.extend(shift_columns(&shifts, scale));
+    Ok(tables::write_parquet(
+        path,
+        &batch(columns)?,
+        CONTROLS_TABLE,
+        &BTreeMap::new(),
     )?)
 }
