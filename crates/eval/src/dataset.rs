@@ -14,6 +14,8 @@ use tables::arrow::array::{Float64Array, StringArray, UInt64Array};
 
 /// The `em_summary` table kind (written by the em crate; read here by its columns).
 const EM_SUMMARY: &str = "em_summary";
+/// The `em_label` table kind: the log-odds shift, as a fraction of the control scale.
+const EM_LABEL: &str = "em_label";
 /// Statistics that carry a label, in order of preference (see `em::labels`).
 pub const EM_RATE: &str = "em_rate";
 pub const PROXY_EM: &str = "proxy_em";
@@ -25,6 +27,9 @@ pub enum LabelSource {
     EmRate,
     /// The paired-choice proxy's increase over step 0.
     ProxyIncrease,
+    /// The paired-choice label: the mean paired change of the misaligned answer's log-odds
+    /// since step 0, as a fraction of the base model's positive-control shift.
+    LogOddsShift,
 }
 
 impl LabelSource {
@@ -32,6 +37,9 @@ impl LabelSource {
         match self {
             LabelSource::EmRate => "EM rate (free-form judge)",
             LabelSource::ProxyIncrease => "proxy EM increase over step 0 (paired choice)",
+            LabelSource::LogOddsShift => {
+                "log-odds shift toward misaligned answers, fraction of the control (paired choice)"
+            }
         }
     }
 }
@@ -73,8 +81,43 @@ fn checkpoint_keys(b: &tables::arrow::array::RecordBatch, path: &Path) -> Result
         .collect())
 }
 
+/// Every EM target a checkpoint has.
+#[derive(Debug, Clone, Copy, Default)]
+struct Targets {
+    em_rate: Option<f64>,
+    proxy_increase: Option<f64>,
+    log_odds_shift: Option<f64>,
+}
+
+impl Targets {
+    fn get(&self, label: LabelSource) -> Option<f64> {
+        match label {
+            LabelSource::EmRate => self.em_rate,
+            LabelSource::ProxyIncrease => self.proxy_increase,
+            LabelSource::LogOddsShift => self.log_odds_shift,
+        }
+    }
+}
+
+/// The control fraction of the overall group per checkpoint from one `em_label` table.
+fn read_label(path: &Path, out: &mut BTreeMap<Key, Targets>) -> Result<()> {
+    let table = tables::read_parquet(path, None)?;
+    for b in &table.batches {
+        let keys = checkpoint_keys(b, path)?;
+        let group = tables::column::<StringArray>(b, "group", path)?;
+        let fraction = tables::column::<Float64Array>(b, "control_fraction", path)?;
+        for (i, key) in keys.into_iter().enumerate() {
+            if group.value(i) == "all" {
+                let v = fraction.value(i);
+                out.entry(key).or_default().log_odds_shift = v.is_finite().then_some(v);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// EM targets per checkpoint from one `em_summary` table: (EM rate, proxy increase).
-fn read_em(path: &Path, out: &mut BTreeMap<Key, (Option<f64>, Option<f64>)>) -> Result<()> {
+fn read_em(path: &Path, out: &mut BTreeMap<Key, Targets>) -> Result<()> {
     let table = tables::read_parquet(path, None)?;
     for b in &table.batches {
         let keys = checkpoint_keys(b, path)?;
@@ -89,8 +132,8 @@ fn read_em(path: &Path, out: &mut BTreeMap<Key, (Option<f64>, Option<f64>)>) -> 
             let entry = out.entry(key).or_default();
             let finite = |v: f64| v.is_finite().then_some(v);
             match statistic.value(i) {
-                EM_RATE => entry.0 = finite(rate.value(i)),
-                PROXY_EM => entry.1 = finite(delta.value(i)),
+                EM_RATE => entry.em_rate = finite(rate.value(i)),
+                PROXY_EM => entry.proxy_increase = finite(delta.value(i)),
                 _ => {}
             }
         }
@@ -222,11 +265,13 @@ fn read_activation_drift(
 }
 
 /// Gather everything under `dir`. `label` None: the free-form EM rate where every joined
-/// checkpoint has one, else the proxy increase.
+/// checkpoint has one, else the log-odds shift where every one has it, else the proxy
+/// increase. Step 0 (the base model: zero drift by definition) is never a row: METHOD
+/// section 3 keeps it out of every training and evaluation set.
 pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorData> {
     let files = tables::parquet_files(dir)
         .map_err(|e| EvalError::Input(format!("cannot list the results: {e}")))?;
-    let mut em: BTreeMap<Key, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    let mut em: BTreeMap<Key, Targets> = BTreeMap::new();
     // (key) -> feature set -> drift vector; and the activation-norm drift per key.
     let mut drift: BTreeMap<Key, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     let mut norm: BTreeMap<Key, f64> = BTreeMap::new();
@@ -238,6 +283,7 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
         let kind = tables::table_kind(path)?.unwrap_or_default();
         match kind.as_str() {
             EM_SUMMARY => read_em(path, &mut em)?,
+            EM_LABEL => read_label(path, &mut em)?,
             "drift" => {
                 let runs = drift::table::read_drift(path)?;
                 let means = path.with_file_name(PROMPT_MEANS);
@@ -276,7 +322,10 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
             dir.display()
         )));
     }
-    let joined: Vec<&Key> = drift.keys().filter(|k| em.contains_key(*k)).collect();
+    let joined: Vec<&Key> = drift
+        .keys()
+        .filter(|k| k.1 != 0 && em.contains_key(*k))
+        .collect();
     if joined.is_empty() {
         return Err(EvalError::Input(
             "no checkpoint has both drift and an EM label: are the model, perturbation and \
@@ -284,15 +333,15 @@ pub fn load_results(dir: &Path, label: Option<LabelSource>) -> Result<MonitorDat
                 .into(),
         ));
     }
-    let label = label.unwrap_or(if joined.iter().all(|k| em[*k].0.is_some()) {
+    let everywhere = |l: LabelSource| joined.iter().all(|k| em[*k].get(l).is_some());
+    let label = label.unwrap_or(if everywhere(LabelSource::EmRate) {
         LabelSource::EmRate
+    } else if everywhere(LabelSource::LogOddsShift) {
+        LabelSource::LogOddsShift
     } else {
         LabelSource::ProxyIncrease
     });
-    let target = |k: &Key| match label {
-        LabelSource::EmRate => em[k].0,
-        LabelSource::ProxyIncrease => em[k].1,
-    };
+    let target = |k: &Key| em[k].get(label);
     let keys: Vec<&Key> = joined.into_iter().filter(|k| target(k).is_some()).collect();
     let checkpoints: Vec<Checkpoint> = keys
         .iter()

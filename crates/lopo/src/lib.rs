@@ -34,6 +34,8 @@ enum Label {
     EmRate,
     /// The paired-choice proxy's increase over step 0.
     Proxy,
+    /// The paired-choice label: log-odds shift as a fraction of the control scale.
+    Logodds,
 }
 
 #[derive(Debug, Parser)]
@@ -96,6 +98,7 @@ pub fn run(args: Args) -> Result<()> {
     let label = args.label.map(|l| match l {
         Label::EmRate => LabelSource::EmRate,
         Label::Proxy => LabelSource::ProxyIncrease,
+        Label::Logodds => LabelSource::LogOddsShift,
     });
     let mut data = eval::load_results(&args.results, label)
         .with_context(|| format!("reading results under {}", args.results.display()))?;

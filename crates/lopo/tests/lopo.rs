@@ -237,6 +237,25 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
         good > 0.9 && good > bad + 0.2,
         "alignment {good} vs semantic {bad}"
     );
+    // METHOD section 3: step 0 (the base model) is in no training or evaluation set.
+    let predictions = tables::read_parquet(
+        &dir.path()
+            .join("monitor/monitor_predictions-bad_medical.parquet"),
+        None,
+    )
+    .unwrap();
+    let mut rows = 0;
+    for b in &predictions.batches {
+        let step = b
+            .column_by_name("step")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .unwrap();
+        assert!(step.iter().all(|s| s != Some(0)), "a prediction for step 0");
+        rows += b.num_rows();
+    }
+    assert!(rows > 0);
     // The activation baselines, fit inside each fold, see the hidden signal too.
     for fs in ["pca7", "pls7"] {
         let a = pooled_auroc(&metrics, fs, "ridge");
@@ -256,11 +275,12 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("split lopo: 8 folds"), "{text}");
+    // 2 models x 4 perturbations x 2 seeds x 6 checkpoints: steps 10-60, never step 0.
     assert!(
-        text.contains("| pooled | lopo | alignment | random_forest | 112 ("),
+        text.contains("| pooled | lopo | alignment | random_forest | 96 ("),
         "{text}"
     );
-    let grid_cell = "| model_a | gsm8k | alignment | random_forest | 14 (0/14) | - | 0.0 |";
+    let grid_cell = "| model_a | gsm8k | alignment | random_forest | 12 (0/12) | - | 0.0 |";
     assert!(
         text.contains(grid_cell),
         "no positives: FNR is a dash\n{text}"
