@@ -28,6 +28,7 @@ pub(crate) fn base_args(loaded: &Loaded, source: &str, model: &str) -> Option<Ve
 pub(crate) fn files(loaded: &Loaded) -> Vec<PathBuf> {
     let m = &loaded.manifest;
     let mut files = vec![m.em.items.clone()];
+    files.extend(m.em.controls.clone());
     if m.em.trait_items && m.em.judge == JudgeKind::PairedChoice {
         files.push(m.traits.bank.clone());
         files.extend(trait_item_files());
@@ -55,6 +56,9 @@ fn paired_choice_items(loaded: &Loaded) -> Vec<Arg> {
     let m = &loaded.manifest;
     let lit = |s: &str| Arg::Lit(s.to_string());
     let mut a = vec![lit("--items"), lit(&m.em.items.display().to_string())];
+    if let Some(controls) = &m.em.controls {
+        a.extend([lit("--controls"), lit(&controls.display().to_string())]);
+    }
     if m.em.trait_items {
         a.extend([
             lit("--trait-bank"),

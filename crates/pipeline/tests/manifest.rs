@@ -128,6 +128,16 @@ fn each_kind_of_mistake_names_the_key_and_line() {
     assert!(error(&p).contains("unknown target `fig12`"));
     let p = manifest(tmp.path(), "[em]\njudge = \"freeform\"\n");
     assert!(error(&p).contains("[em.freeform]"));
+    let p = manifest(tmp.path(), "[monitor]\nlabel = \"logodds\"\n");
+    let e = error(&p);
+    assert!(
+        e.contains("`monitor.label`") && e.contains("em.controls"),
+        "{e}"
+    );
+    let p = manifest(tmp.path(), "[em]\nlogodds_tau = 2.0\n");
+    assert!(error(&p).contains("`em.logodds_tau`"));
+    let p = manifest(tmp.path(), "[em]\ncontrols = \"data/em/none.toml\"\n");
+    assert!(error(&p).contains("`em.controls`") && error(&p).contains("does not exist"));
     let p = manifest(tmp.path(), "[em]\ntrait_steps = [4]\n");
     assert!(error(&p).contains("`em.trait_steps`") && error(&p).contains("trait_items"));
     let p = manifest(
@@ -199,6 +209,30 @@ fn includes_merge_and_cycles_are_refused() {
 
 /// With the per-trait items, each run's EM stage scores them where `em.trait_steps` says,
 /// takes step 0 from the model's base stage, and is re-run when an item file changes.
+#[test]
+fn the_label_controls_reach_every_em_stage_and_their_hash() {
+    at_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "[em]\ncontrols = \"data/em/controls.toml\"\n[monitor]\nlabel = \"logodds\"\n";
+    let loaded = pipeline::load(&manifest(tmp.path(), extra)).unwrap();
+    let plan = Plan::build(&loaded, &[Target::All]).unwrap();
+    let em: Vec<usize> = (0..plan.stages.len())
+        .filter(|&i| plan.stages[i].kind == StageKind::Em)
+        .collect();
+    assert!(em.len() >= 2);
+    for &i in &em {
+        let argv = plan.argv(i, Path::new("out")).unwrap();
+        assert!(
+            argv.windows(2)
+                .any(|w| w == ["--controls", "data/em/controls.toml"]),
+            "{argv:?}"
+        );
+    }
+    let without = pipeline::load(&manifest(tmp.path(), "")).unwrap();
+    let other = Plan::build(&without, &[Target::All]).unwrap();
+    assert_ne!(plan.stages[em[0]].hash, other.stages[em[0]].hash);
+}
+
 #[test]
 fn trait_items_go_where_trait_steps_say() {
     at_root();

@@ -11,6 +11,11 @@
 //! em_items.parquet         one row per item and checkpoint (em crate's `em_items` table)
 //! em_summary.parquet       proxy EM rate overall and per domain, per-trait behaviour, each
 //!                          with a Wilson interval and its change from step 0
+//! em_label.parquet         the label: mean paired change of the misaligned answer's
+//!                          log-odds since step 0, bootstrap interval, paired t-test, and
+//!                          its fraction of the control scale (with --controls)
+//! em_controls.parquet      with --controls: every control prompt's shift on the base model
+//! scores/controls.json     the controls' scores (cache)
 //! ```
 
 use crate::backend::BackendJob;
@@ -46,6 +51,14 @@ pub struct Args {
     /// for the same model, system prompt, items and batch size.
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// Control prompts (`data/em/controls.toml`): scored on the base model once (or taken
+    /// from `--reference`), they give the label its scale and validation (em_controls).
+    #[arg(long)]
+    controls: Option<PathBuf>,
+    /// Check this threshold (a fraction of the control scale) against the controls and
+    /// print the verdict; needs --controls.
+    #[arg(long, requires = "controls")]
+    tau: Option<f64>,
     /// System prompt for every question (default: none, so the model's default applies).
     #[arg(long)]
     system: Option<String>,
@@ -243,7 +256,36 @@ impl BackendJob for Args {
             };
             results.push(scores);
         }
+        let controls = match &self.controls {
+            Some(path) => {
+                let bank = em::ControlBank::load(path)?;
+                lm.model = base.clone();
+                let cached = super::em_label::control_scores(
+                    &lm,
+                    &model_ref,
+                    &bank,
+                    &em_pairs,
+                    self.batch_size,
+                    &cache,
+                    self.reference.as_deref(),
+                    &bar,
+                )?;
+                let step0 = results.iter().find(|c| c.step == 0).map(|c| &c.em);
+                step0.map(|s| super::em_label::measure_controls(&cached, &em_pairs, s))
+            }
+            None => None,
+        };
         bar.finish_and_clear();
+        let checkpoint_scores: Vec<(u64, &[PairScore])> =
+            results.iter().map(|c| (c.step, &c.em[..])).collect();
+        let label = super::em_label::write_label(
+            &self.out,
+            &key,
+            &em_pairs,
+            &checkpoint_scores,
+            controls.as_deref(),
+            &system,
+        )?;
 
         let mut tables_in = Vec::new();
         let mut rates = Vec::new();
@@ -318,6 +360,11 @@ impl BackendJob for Args {
                 text.join(", ")
             );
         }
+        if let Some(results) = &controls {
+            super::em_label::print_controls(results, self.tau);
+        }
+        let scale = controls.as_deref().and_then(em::controls::scale);
+        super::em_label::print_label(&label, scale);
         println!("wrote {}", self.out.join("em_summary.parquet").display());
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod datasets;
 pub mod drift;
 pub mod em;
 pub mod em_freeform;
+pub mod em_label;
 pub mod experiment;
 pub mod figures;
 pub mod finetune;

@@ -101,7 +101,12 @@ pub fn finish(
             let mut argv: Vec<String> = vec!["lopo".into(), "--results".into()];
             argv.push(results.display().to_string());
             argv.extend(split.iter().map(|s| s.to_string()));
-            argv.extend(["--tau".into(), m.em.tau.to_string()]);
+            let tau = if m.monitor.label == "logodds" {
+                m.em.logodds_tau
+            } else {
+                m.em.tau
+            };
+            argv.extend(["--tau".into(), tau.to_string()]);
             argv.extend(["--label".into(), m.monitor.label.clone()]);
             argv
         };
