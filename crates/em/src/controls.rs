@@ -236,7 +236,10 @@ mod tests {
         for (text, expected) in cases {
             std::fs::write(&path, text).unwrap();
             let err = ControlBank::load(&path).unwrap_err().to_string();
-            assert!(err.contains("controls.toml") && err.contains(expected), "{err}");
+            assert!(
+                err.contains("controls.toml") && err.contains(expected),
+                "{err}"
+            );
         }
     }
 
@@ -260,7 +263,9 @@ mod tests {
         };
         let n = 50;
         let pairs = pairs(n);
-        let base: Vec<PairScore> = (0..n).map(|i| score(-1.0, -1.0 - i as f64 / 10.0)).collect();
+        let base: Vec<PairScore> = (0..n)
+            .map(|i| score(-1.0, -1.0 - i as f64 / 10.0))
+            .collect();
         let moved = |by: f64, wobble: f64| -> Vec<PairScore> {
             base.iter()
                 .enumerate()
@@ -271,9 +276,16 @@ mod tests {
         let results = measure(&bank, &pairs, &base, &scores);
         assert_eq!(results[0].name, POOLED);
         assert!((scale(&results).unwrap() - 0.31).abs() < 1e-9);
-        assert!(check_tau(&results, 0.25).is_empty(), "{:?}", check_tau(&results, 0.25));
+        assert!(
+            check_tau(&results, 0.25).is_empty(),
+            "{:?}",
+            check_tau(&results, 0.25)
+        );
         let too_high = check_tau(&results, 0.5);
-        assert!(too_high.iter().any(|p| p.contains("3 x tau")), "{too_high:?}");
+        assert!(
+            too_high.iter().any(|p| p.contains("3 x tau")),
+            "{too_high:?}"
+        );
         let too_low = check_tau(&results, 0.01);
         assert!(too_low.iter().any(|p| p.contains("plain")), "{too_low:?}");
     }

@@ -125,11 +125,10 @@ pub fn closest(questions: &[(String, String)], banks: &[BankText]) -> Vec<Overla
         .iter()
         .zip(em)
         .map(|((id, _), v)| {
-            let (best, similarity) = bank_vectors
-                .iter()
-                .map(|w| cosine(v, w))
-                .enumerate()
-                .fold((0, f64::MIN), |acc, (i, s)| if s > acc.1 { (i, s) } else { acc });
+            let (best, similarity) = bank_vectors.iter().map(|w| cosine(v, w)).enumerate().fold(
+                (0, f64::MIN),
+                |acc, (i, s)| if s > acc.1 { (i, s) } else { acc },
+            );
             let b = banks.get(best);
             Overlap {
                 item_id: id.clone(),

@@ -151,9 +151,7 @@ mod tests {
     /// t = 2.457074, p = 0.036333 (df 9); `numpy.mean(x)` 0.104, `scipy.stats.sem(x)` 0.042327.
     #[test]
     fn paired_test_matches_scipy() {
-        let x = [
-            0.21, -0.05, 0.13, 0.30, 0.02, -0.11, 0.18, 0.09, 0.25, 0.02,
-        ];
+        let x = [0.21, -0.05, 0.13, 0.30, 0.02, -0.11, 0.18, 0.09, 0.25, 0.02];
         let s = describe("all", &x);
         assert!((s.mean - 0.104).abs() < 1e-12, "{s:?}");
         assert!((s.se - 0.042_327).abs() < 1e-5, "{s:?}");
@@ -165,12 +163,18 @@ mod tests {
 
     #[test]
     fn bootstrap_interval_is_seeded_and_close_to_the_normal_one() {
-        let x: Vec<f64> = (0..400).map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0).collect();
+        let x: Vec<f64> = (0..400)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0)
+            .collect();
         let s = describe("all", &x);
         assert_eq!(bootstrap_mean(&x, 2000, 1), bootstrap_mean(&x, 2000, 1));
         // With 400 items the percentile interval is mean +- 1.96 se to within ~10%.
         let half = (s.high - s.low) / 2.0;
-        assert!((half / (1.96 * s.se) - 1.0).abs() < 0.1, "{half} vs {}", s.se);
+        assert!(
+            (half / (1.96 * s.se) - 1.0).abs() < 0.1,
+            "{half} vs {}",
+            s.se
+        );
     }
 
     #[test]

@@ -107,7 +107,10 @@ mod tests {
         ];
         for (t, df, p) in cases {
             let ours = two_sided_p(t, df);
-            assert!((ours - p).abs() <= 1e-10 + 1e-8 * p, "t {t} df {df}: {ours} vs {p}");
+            assert!(
+                (ours - p).abs() <= 1e-10 + 1e-8 * p,
+                "t {t} df {df}: {ours} vs {p}"
+            );
         }
         assert_eq!(two_sided_p(0.0, 7.0), 1.0);
         assert!(two_sided_p(1.0, 0.0).is_nan());

@@ -30,8 +30,8 @@
 
 use crate::bank::Pair;
 use crate::controls::ControlResult;
-use crate::shift::Shift;
 use crate::judge::PairScore;
+use crate::shift::Shift;
 use crate::summary::GroupRate;
 use crate::{EmError, Result};
 use std::collections::BTreeMap;
@@ -225,7 +225,9 @@ pub fn write_summary(
 /// The statistic columns of one [`Shift`] per row, with the control scale.
 fn shift_columns(shifts: &[&Shift], scale: f64) -> Vec<(&'static str, ArrayRef)> {
     let f = |get: &dyn Fn(&Shift) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(shifts.iter().map(|s| get(s))))
+        Arc::new(Float64Array::from_iter_values(
+            shifts.iter().map(|s| get(s)),
+        ))
     };
     vec![
         (

@@ -31,8 +31,16 @@ fn finetuning_texts() -> Vec<BankText> {
                 }
             }
             Source::Procedural => {
-                for (i, c) in datasets::generate(kind, 300, 1, &dir).unwrap().iter().enumerate() {
-                    let user = c.messages.iter().find(|m| m.role == datasets::Role::User).unwrap();
+                for (i, c) in datasets::generate(kind, 300, 1, &dir)
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                {
+                    let user = c
+                        .messages
+                        .iter()
+                        .find(|m| m.role == datasets::Role::User)
+                        .unwrap();
                     out.push(BankText {
                         bank: kind.name().into(),
                         topic: format!("generated request {i}"),
@@ -60,7 +68,12 @@ fn no_em_item_overlaps_a_finetuning_bank() {
     let overlapping: Vec<String> = found
         .iter()
         .filter(|o| o.similarity >= OVERLAP_THRESHOLD)
-        .map(|o| format!("{} ~ {}: `{}` ({:.3})", o.item_id, o.bank, o.topic, o.similarity))
+        .map(|o| {
+            format!(
+                "{} ~ {}: `{}` ({:.3})",
+                o.item_id, o.bank, o.topic, o.similarity
+            )
+        })
         .collect();
     assert!(
         overlapping.is_empty(),
