@@ -50,6 +50,17 @@ bench: setup
     cargo bench -p llm --bench runtime
     cargo bench -p finetune --bench lora_step
 
+# The EM label's validation on a model: every control prompt's shift on the base model,
+# and whether the protocol's tau (0.25 of the control scale) is valid for it.
+em-controls model="smollm2-135m": setup
+    cargo run --release -p traitwatch -- em --model {{model}} --no-traits \
+        --controls data/em/controls.toml --tau 0.25 --out runs/em-controls/{{model}}
+
+# One row of the EM-organism sweep (docs/ORGANISM.md): `just organism strong64 bad_medical 1`.
+organism setting dataset seed: setup
+    cargo build --release -p traitwatch
+    scripts/organism-sweep.sh {{setting}} {{dataset}} {{seed}}
+
 # Make a figure or table (fig1 ... fig11, tables, all), computing what the store lacks.
 reproduce target="all" manifest="experiments/default.toml": setup
     cargo run --release -p traitwatch -- reproduce {{target}} --manifest {{manifest}}

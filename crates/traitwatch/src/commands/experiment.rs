@@ -123,11 +123,19 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
         StageKind::Finetune => steps as f64 * 3.0,
         StageKind::Drift => checkpoints as f64 * 4.0 + 4.0,
         StageKind::Em => {
-            // Seconds per checkpoint: the 176 EM items, and the 210 per-trait items.
-            let (em, traits) = (45.0, if m.em.trait_items { 45.0 } else { 0.0 });
+            // Seconds per checkpoint: the 448 EM items (115 s measured 2026-12-07, about
+            // 0.26 s per item), and the 210 per-trait items.
+            let items = std::fs::read_to_string(&m.em.items)
+                .map_or(448, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
+                as f64;
+            let (em, traits) = (0.26 * items, if m.em.trait_items { 45.0 } else { 0.0 });
             if stage.cell.is_none() {
-                // The base model's step 0, shared by every run's EM stage.
-                return em + traits;
+                // The base model's step 0, shared by every run's EM stage, and the control
+                // prompts, each as costly as a checkpoint.
+                let controls = m.em.controls.as_ref().map_or(0, |path| {
+                    em::ControlBank::load(path).map_or(0, |b| b.all().len())
+                }) as f64;
+                return em * (1.0 + controls) + traits;
             }
             // The stage's own `--steps` / `--trait-steps` (extra runs have their own), less
             // step 0, which is counted on its own below.
