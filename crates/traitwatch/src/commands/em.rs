@@ -251,6 +251,14 @@ impl BackendJob for Args {
                         seconds: started.elapsed().as_secs_f64(),
                     };
                     super::write_atomically(&path, serde_json::to_string(&c)?.as_bytes())?;
+                    // The bar is hidden off a terminal (Slurm, CI): a line per checkpoint.
+                    tracing::info!(
+                        step,
+                        seconds = c.seconds,
+                        answers_done = bar.position(),
+                        answers = bar.length().unwrap_or(0),
+                        "judged checkpoint"
+                    );
                     c
                 }
             };

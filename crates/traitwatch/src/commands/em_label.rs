@@ -71,8 +71,16 @@ pub fn control_scores<B: Backend>(
     progress.inc_length((2 * pairs.len() * bank.all().len()) as u64);
     for (kind, control) in bank.all() {
         progress.set_message(format!("{} control `{}`", kind.name(), control.name));
+        let started = std::time::Instant::now();
         let s = em::score_pairs(lm, pairs, Some(&control.system), batch_size, Some(progress))?;
         want.scores.push(s);
+        tracing::info!(
+            control = %control.name,
+            seconds = started.elapsed().as_secs_f64(),
+            done = want.scores.len(),
+            of = bank.all().len(),
+            "scored control prompt"
+        );
     }
     super::write_atomically(&path, serde_json::to_string(&want)?.as_bytes())
         .with_context(|| format!("caching the controls in {}", path.display()))?;
