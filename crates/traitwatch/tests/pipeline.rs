@@ -281,11 +281,9 @@ fn the_whole_grid_with_extra_runs_reaches_the_monitor_and_fig11() {
          [[neutral]]\nname = \"plain\"\nsystem = \"Be brief.\"\n",
     )
     .unwrap();
-    let extra = format!(
-        "\n[monitor]\nbootstrap = 20\nlabel = \"logodds\"\n\n[[extra_runs]]\ntag = \"full\"\n\
-         perturbations = [\"bad_medical\"]\nset = {{ mode = \"full\" }}\n"
-    );
-    let manifest = tiny_experiment(dir, "[1]", &extra);
+    let extra = "\n[monitor]\nbootstrap = 20\nlabel = \"logodds\"\n\n[[extra_runs]]\ntag = \"full\"\n\
+                 perturbations = [\"bad_medical\"]\nset = { mode = \"full\" }\n";
+    let manifest = tiny_experiment(dir, "[1]", extra);
     let text = std::fs::read_to_string(&manifest).unwrap().replace(
         "[em]\n",
         &format!("[em]\ncontrols = \"{}\"\n", controls.display()),
