@@ -59,15 +59,37 @@ fn continuation<B: Backend>(
 }
 
 /// Score both answers of every pair under `system` (None: the model's default), about
-/// `batch_size` answers per forward pass, longest first. The question is run once per pair
-/// and shared by both answers. `progress` advances by one per answer. Returns one score per
-/// pair, in order.
+/// `batch_size` answers per forward pass, longest first, on [`judge_threads`] threads. The
+/// question is run once per pair and shared by both answers. `progress` advances by one
+/// per answer. Returns one score per pair, in order.
 pub fn score_pairs<B: Backend>(
     lm: &LoadedModel<B>,
     pairs: &[Pair],
     system: Option<&str>,
     batch_size: usize,
     progress: Option<&ProgressBar>,
+) -> Result<Vec<PairScore>> {
+    score_pairs_on(lm, pairs, system, batch_size, progress, judge_threads())
+}
+
+/// Threads for the judge's batches: `TRAITWATCH_JUDGE_THREADS`, else the machine's cores.
+/// (A GPU backend gains nothing from more than one; set it to 1 there.)
+pub fn judge_threads() -> usize {
+    std::env::var("TRAITWATCH_JUDGE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// [`score_pairs`] on `threads` threads.
+pub fn score_pairs_on<B: Backend>(
+    lm: &LoadedModel<B>,
+    pairs: &[Pair],
+    system: Option<&str>,
+    batch_size: usize,
+    progress: Option<&ProgressBar>,
+    threads: usize,
 ) -> Result<Vec<PairScore>> {
     // One group per distinct prompt: both answers of a pair share it in a chat format
     // whose prompt does not depend on the answer (all we support); otherwise two groups.
@@ -99,12 +121,10 @@ pub fn score_pairs<B: Backend>(
     }
     let size = |g: &Group| g.prompt.len() + g.continuations.iter().map(Vec::len).max().unwrap_or(0);
     groups.sort_by_key(|g| std::cmp::Reverse(size(g)));
-    let pad = lm.tokenizer.pad_or_eos();
-    let mut scores = vec![[f64::NAN; 2]; pairs.len()];
-    let mut tokens = vec![[0usize; 2]; pairs.len()];
+    // Batches of up to `batch_size` answers (at least one group each), longest first.
+    let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
     let mut start = 0;
     while start < groups.len() {
-        // Fill a batch up to `batch_size` answers (at least one group).
         let mut end = start;
         let mut answers = 0;
         while end < groups.len()
@@ -113,20 +133,33 @@ pub fn score_pairs<B: Backend>(
             answers += groups[end].continuations.len();
             end += 1;
         }
-        let chunk = &groups[start..end];
+        batches.push(start..end);
+        start = end;
+    }
+    let pad = lm.tokenizer.pad_or_eos();
+    let run_batch = |range: &std::ops::Range<usize>| -> Result<Vec<Vec<Vec<f32>>>> {
+        let chunk = &groups[range.clone()];
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|g| g.prompt.clone()).collect();
         let conts: Vec<Vec<Vec<u32>>> = chunk.iter().map(|g| g.continuations.clone()).collect();
         let logprobs = shared_prompt_logprobs(&lm.model, &prompts, &conts, pad)?;
-        for (g, lps) in chunk.iter().zip(&logprobs) {
+        if let Some(bar) = progress {
+            bar.inc(conts.iter().map(Vec::len).sum::<usize>() as u64);
+        }
+        Ok(logprobs)
+    };
+    // Batches are independent: on a CPU backend, whose elementwise work runs on the calling
+    // thread, a few threads share the cores far better than one. Each batch is computed
+    // exactly as it would be alone, so scores do not depend on the thread count.
+    let outputs = parallel_map(&batches, threads.max(1), run_batch)?;
+    let mut scores = vec![[f64::NAN; 2]; pairs.len()];
+    let mut tokens = vec![[0usize; 2]; pairs.len()];
+    for (range, logprobs) in batches.iter().zip(outputs) {
+        for (g, lps) in groups[range.clone()].iter().zip(&logprobs) {
             for ((&(k, which), lp), c) in g.slots.iter().zip(lps).zip(&g.continuations) {
                 scores[k][which] = mean_logprob(lp);
                 tokens[k][which] = c.len();
             }
         }
-        if let Some(bar) = progress {
-            bar.inc(answers as u64);
-        }
-        start = end;
     }
     Ok(scores
         .iter()
@@ -138,4 +171,53 @@ pub fn score_pairs<B: Backend>(
             b_tokens: t[1],
         })
         .collect())
+}
+
+/// `f` over `items` on `threads` scoped threads (items taken in order from a shared
+/// counter), results in input order; the first error wins.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if threads <= 1 || items.len() <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(items.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let out = f(item);
+                    let failed = out.is_err();
+                    if let Ok(mut s) = slots.lock() {
+                        s[i] = Some(out);
+                    }
+                    if failed {
+                        // Stop handing out work; the error is reported below.
+                        next.store(items.len(), Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let slots = slots
+        .into_inner()
+        .map_err(|_| EmError::Input("a judge thread panicked".into()))?;
+    // The real error first: batches after it were never started.
+    let mut results: Vec<Result<R>> = Vec::with_capacity(items.len());
+    for slot in slots {
+        match slot {
+            Some(Err(e)) => return Err(e),
+            Some(ok) => results.push(ok),
+            None => results.push(Err(EmError::Input("a judge batch was not scored".into()))),
+        }
+    }
+    results.into_iter().collect()
 }

@@ -89,3 +89,17 @@ fn judge_scores_each_answer_as_the_model_does_alone() {
         );
     }
 }
+
+#[test]
+fn the_thread_count_does_not_change_a_score() {
+    let dir = tempfile::tempdir().unwrap();
+    TinyModel::llama(5).save_hf_dir(dir.path(), 1).unwrap();
+    let lm = llm::load::<B>(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+    // Enough pairs for several batches of 2 answers each.
+    let many: Vec<Pair> = (0..5).flat_map(|_| pairs()).collect();
+    let one = em::judge::score_pairs_on(&lm, &many, None, 2, None, 1).unwrap();
+    for threads in [2, 3, 8] {
+        let more = em::judge::score_pairs_on(&lm, &many, None, 2, None, threads).unwrap();
+        assert_eq!(more, one, "{threads} threads");
+    }
+}

@@ -123,12 +123,15 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
         StageKind::Finetune => steps as f64 * 3.0,
         StageKind::Drift => checkpoints as f64 * 4.0 + 4.0,
         StageKind::Em => {
-            // Seconds per checkpoint: the 448 EM items (115 s measured 2026-12-07, about
-            // 0.26 s per item), and the 210 per-trait items.
+            // Seconds per checkpoint: 0.12 s per paired item on two judge threads (the 448
+            // EM items in 52 s on the quiet 2-core VM, 2026-12-07), and the 210 per-trait
+            // items.
             let items = std::fs::read_to_string(&m.em.items)
                 .map_or(448, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
                 as f64;
-            let (em, traits) = (0.26 * items, if m.em.trait_items { 45.0 } else { 0.0 });
+            let per_item = 0.12;
+            let traits = if m.em.trait_items { per_item * 210.0 } else { 0.0 };
+            let em = per_item * items;
             if stage.cell.is_none() {
                 // The base model's step 0, shared by every run's EM stage, and the control
                 // prompts, each as costly as a checkpoint.
