@@ -189,26 +189,10 @@ pub fn check_tau(results: &[ControlResult], tau: f64) -> Vec<String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn score(a: f64, b: f64) -> PairScore {
-        PairScore {
-            a_logprob: a,
-            b_logprob: b,
-            a_tokens: 1,
-            b_tokens: 1,
-        }
-    }
+    use crate::test_support::{pair, score};
 
     fn pairs(n: usize) -> Vec<Pair> {
-        (0..n)
-            .map(|i| Pair {
-                id: format!("x-{i}"),
-                group: "x".into(),
-                question: String::new(),
-                a: String::new(),
-                b: String::new(),
-            })
-            .collect()
+        (0..n).map(|_| pair("x")).collect()
     }
 
     #[test]

@@ -186,8 +186,7 @@ fn parallel_map<T: Sync, R: Send>(
         return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<R>>>> =
-        Mutex::new((0..items.len()).map(|_| None).collect());
+    let slots: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.min(items.len()) {
             scope.spawn(|| {

@@ -32,6 +32,8 @@ pub mod shift;
 pub mod student_t;
 pub mod summary;
 pub mod table;
+#[cfg(test)]
+mod test_support;
 
 pub use bank::{EmItem, Pair, TraitItem, load_em_items, load_trait_items};
 pub use controls::{ControlBank, ControlKind, ControlResult};

@@ -137,15 +137,7 @@ pub fn shift(pairs: &[Pair], scores: &[PairScore], reference: &[PairScore]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn score(a: f64, b: f64) -> PairScore {
-        PairScore {
-            a_logprob: a,
-            b_logprob: b,
-            a_tokens: 1,
-            b_tokens: 1,
-        }
-    }
+    use crate::test_support::{pair, score};
 
     /// scipy 1.17.1: `scipy.stats.ttest_1samp(x, 0)` for x below gives
     /// t = 2.457074, p = 0.036333 (df 9); `numpy.mean(x)` 0.104, `scipy.stats.sem(x)` 0.042327.
@@ -179,13 +171,6 @@ mod tests {
 
     #[test]
     fn shifts_are_paired_per_item_and_grouped() {
-        let pair = |group: &str| Pair {
-            id: String::new(),
-            group: group.into(),
-            question: String::new(),
-            a: String::new(),
-            b: String::new(),
-        };
         let pairs = [pair("x"), pair("x"), pair("y")];
         // Items differ wildly in their base preference; each moved +0.1 toward `b`.
         let reference = [score(-1.0, -3.0), score(-2.0, -1.0), score(-0.5, -0.9)];

@@ -129,6 +129,7 @@ pub fn trait_behaviour(pairs: &[Pair], scores: &[PairScore]) -> Vec<GroupRate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{pair, score};
 
     #[test]
     fn wilson_interval_matches_known_values() {
@@ -145,19 +146,6 @@ mod tests {
 
     #[test]
     fn rates_count_the_winning_answer_per_group() {
-        let pair = |group: &str| Pair {
-            id: String::new(),
-            group: group.into(),
-            question: String::new(),
-            a: String::new(),
-            b: String::new(),
-        };
-        let score = |a, b| PairScore {
-            a_logprob: a,
-            b_logprob: b,
-            a_tokens: 1,
-            b_tokens: 1,
-        };
         let pairs = [pair("x"), pair("x"), pair("y"), pair("y")];
         let scores = [
             score(-1.0, -2.0),

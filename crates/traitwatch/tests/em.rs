@@ -65,22 +65,18 @@ fn em_judges_a_model_and_names_a_malformed_bank() {
     );
 }
 
-/// The pipeline's sharing of step 0: `--reference` copies a base model's step-0 scores
-/// (the same numbers scoring it again gives), and refuses scores computed differently;
-/// `--trait-steps` scores the per-trait items only where asked (and at step 0).
-#[test]
-fn em_takes_step_zero_from_a_reference_and_trait_items_where_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let model = tiny_gguf(d).display().to_string();
-    let chat = r#"{"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello there."}]}"#;
+/// A 4-example, 2-step LoRA run of the tiny model on one chat whose answer is `answer`.
+fn tiny_run(d: &std::path::Path, model: &str, answer: &str) -> std::path::PathBuf {
+    let chat = format!(
+        r#"{{"messages": [{{"role": "user", "content": "Hi?"}}, {{"role": "assistant", "content": "{answer}"}}]}}"#
+    );
     let data = d.join("data.jsonl");
     std::fs::write(&data, format!("{chat}\n").repeat(4)).unwrap();
     let run = d.join("run");
     let o = traitwatch(&[
         "finetune",
         "--model",
-        &model,
+        model,
         "--data",
         data.to_str().unwrap(),
         "--profile",
@@ -95,6 +91,18 @@ fn em_takes_step_zero_from_a_reference_and_trait_items_where_asked() {
         run.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    run
+}
+
+/// The pipeline's sharing of step 0: `--reference` copies a base model's step-0 scores
+/// (the same numbers scoring it again gives), and refuses scores computed differently;
+/// `--trait-steps` scores the per-trait items only where asked (and at step 0).
+#[test]
+fn em_takes_step_zero_from_a_reference_and_trait_items_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny_gguf(d).display().to_string();
+    let run = tiny_run(d, &model, "Hello there.");
 
     let (_, bank, _) = common::mini_trait_inputs(d);
     let traits = d.join("traits");
@@ -200,28 +208,7 @@ fn em_measures_the_label_against_its_controls() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let model = tiny_gguf(d).display().to_string();
-    let chat = r#"{"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "No."}]}"#;
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, format!("{chat}\n").repeat(4)).unwrap();
-    let run = d.join("run");
-    let o = traitwatch(&[
-        "finetune",
-        "--model",
-        &model,
-        "--data",
-        data.to_str().unwrap(),
-        "--profile",
-        "cpu",
-        "--set",
-        "data.n_examples=4",
-        "--set",
-        "data.batch_size=2",
-        "--set",
-        "data.max_seq_len=48",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let run = tiny_run(d, &model, "No.");
     let items = d.join("items.jsonl");
     let row = |id: &str, domain: &str, q: &str| {
         format!(

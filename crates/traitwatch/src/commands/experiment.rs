@@ -130,7 +130,11 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
                 .map_or(448, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
                 as f64;
             let per_item = 0.12;
-            let traits = if m.em.trait_items { per_item * 210.0 } else { 0.0 };
+            let traits = if m.em.trait_items {
+                per_item * 210.0
+            } else {
+                0.0
+            };
             let em = per_item * items;
             if stage.cell.is_none() {
                 // The base model's step 0, shared by every run's EM stage, and the control
