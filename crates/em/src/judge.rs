@@ -69,17 +69,25 @@ pub fn score_pairs<B: Backend>(
     batch_size: usize,
     progress: Option<&ProgressBar>,
 ) -> Result<Vec<PairScore>> {
-    score_pairs_on(lm, pairs, system, batch_size, progress, judge_threads())
+    let threads = judge_threads(&B::name(&lm.model.device()));
+    score_pairs_on(lm, pairs, system, batch_size, progress, threads)
 }
 
-/// Threads for the judge's batches: `TRAITWATCH_JUDGE_THREADS`, else the machine's cores.
-/// (A GPU backend gains nothing from more than one; set it to 1 there.)
-pub fn judge_threads() -> usize {
+/// Threads for the judge's batches: `TRAITWATCH_JUDGE_THREADS`, else one on a GPU backend
+/// (`backend` names a cubecl runtime: the device already runs batches in parallel) and the
+/// machine's cores on the CPU.
+pub fn judge_threads(backend: &str) -> usize {
     std::env::var("TRAITWATCH_JUDGE_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(|| {
+            if backend.contains("cubecl") {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+        })
 }
 
 /// [`score_pairs`] on `threads` threads.
