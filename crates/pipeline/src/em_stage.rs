@@ -19,6 +19,10 @@ pub(crate) fn base_args(loaded: &Loaded, source: &str, model: &str) -> Option<Ve
     let lit = |s: &str| Arg::Lit(s.to_string());
     let mut a = vec![lit("em"), lit("--model"), lit(source)];
     a.extend(paired_choice_items(loaded));
+    if m.em.controls.is_some() {
+        // The base model's stage prints the controls and whether tau is valid for them.
+        a.extend([lit("--tau"), lit(&m.em.logodds_tau.to_string())]);
+    }
     a.extend([lit("--model-label"), lit(model)]);
     Some(a)
 }

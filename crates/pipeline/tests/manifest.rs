@@ -228,6 +228,9 @@ fn the_label_controls_reach_every_em_stage_and_their_hash() {
             "{argv:?}"
         );
     }
+    // The base model's stage checks the protocol's tau against the controls.
+    let base = plan.argv(em[0], Path::new("out")).unwrap();
+    assert!(base.windows(2).any(|w| w == ["--tau", "0.25"]), "{base:?}");
     let without = pipeline::load(&manifest(tmp.path(), "")).unwrap();
     let other = Plan::build(&without, &[Target::All]).unwrap();
     assert_ne!(plan.stages[em[0]].hash, other.stages[em[0]].hash);
