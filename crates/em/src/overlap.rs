@@ -9,6 +9,7 @@
 //! reviewer still reads the items for paraphrased ones.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 /// Similarity at or above which an EM item counts as overlapping a finetuning item.
 /// Set on the shipped banks: known overlaps (a roommate eating one's food against the
@@ -44,9 +45,13 @@ const STOP_WORDS: &str = "a an the and or but if of to in on at for with from by
     once don't i'm i've it's what's can't won't isn't aren't doesn't didn't one get got go \
     going want know think like make way ok okay much many thing things something anything";
 
+/// The stop-word set, built once (every text of both banks is split with it).
+static STOP: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
+
 /// Lower-cased content words with common suffixes stripped.
 pub fn content_words(text: &str) -> Vec<String> {
-    let stop: HashSet<&str> = STOP_WORDS.split_whitespace().collect();
+    let stop = &*STOP;
     text.to_lowercase()
         .split(|c: char| !(c.is_ascii_alphabetic() || c == '\''))
         .map(|w| w.trim_matches('\''))

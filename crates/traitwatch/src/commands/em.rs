@@ -279,7 +279,7 @@ impl BackendJob for Args {
                     &bar,
                 )?;
                 let step0 = results.iter().find(|c| c.step == 0).map(|c| &c.em);
-                step0.map(|s| super::em_label::measure_controls(&cached, &em_pairs, s))
+                step0.map(|s| em::controls::measure(&bank, &em_pairs, s, &cached.scores))
             }
             None => None,
         };

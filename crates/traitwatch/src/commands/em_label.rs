@@ -87,15 +87,6 @@ pub fn control_scores<B: Backend>(
     Ok(want)
 }
 
-/// The controls measured from cached scores, against the base model's own step 0.
-pub fn measure_controls(
-    cached: &CachedControls,
-    pairs: &[Pair],
-    baseline: &[PairScore],
-) -> Vec<ControlResult> {
-    em::controls::measure(&cached.bank, pairs, baseline, &cached.scores)
-}
-
 /// Print the controls as a table, with the tau check when a tau is given.
 pub fn print_controls(results: &[ControlResult], tau: Option<f64>) {
     let scale = em::controls::scale(results).unwrap_or(f64::NAN);
