@@ -2,11 +2,11 @@
 //! panel per model, with bad_medical's EM rate overlaid (dashed, right axis). With several
 //! seeds, each seed is a thin line and their mean a bold one inside a ±1 sd band.
 //!
-//! Reads `pc1` tables (required) and `em_summary` tables (optional: the overlay is drawn
-//! where bad_medical checkpoints have an EM label; the free-form `em_rate` if a run has
-//! it, else the paired-choice `proxy_em`, both as a rate in %).
+//! Reads `pc1` tables (required) and `em_summary`/`em_label` tables (optional: the overlay
+//! is drawn where bad_medical checkpoints have an EM label, in %; see `em_data` for which).
 
-use crate::load::{Context, EmRow, Pc1Row};
+use crate::em_data::{self, EmRow};
+use crate::load::{Context, Pc1Row};
 use crate::style::{FONT, Figure, Mark, colour, darker, mean_std, plot};
 use crate::{Result, load, style};
 use plotters::prelude::*;
@@ -26,6 +26,8 @@ struct Panel {
     model: String,
     pc1: Vec<(String, Series)>,
     em: Series,
+    /// What the EM axis may show (x100): 0..100 for rates, unbounded for a control fraction.
+    em_bounds: (f64, f64),
 }
 
 #[derive(Debug)]
@@ -37,12 +39,11 @@ pub struct Fig1 {
 /// Read the tables, draw, and return (files written, tables read).
 pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let pc1_files = ctx.require("pc1")?;
-    let em_files = ctx.find("em_summary")?;
-    if em_files.is_empty() {
-        tracing::warn!("fig1: no `em_summary` table; drawing |PC1| without the EM overlay");
+    let (em, em_files) = em_data::em_rows(ctx)?;
+    if em.is_empty() {
+        tracing::warn!("fig1: no EM label in the results; drawing |PC1| without the EM overlay");
     }
     let pc1 = load::pc1_rows(&pc1_files)?;
-    let em = load::em_rows(&em_files)?;
     let fig = Fig1::new(&pc1, &em).ok_or_else(|| {
         ctx.no_data(format!(
             "the `pc1` tables under {} score no {} run (found: {})",
@@ -125,14 +126,19 @@ impl Fig1 {
             if shown.is_empty() {
                 continue;
             }
-            let rows = em
+            let rows: Vec<EmRow> = em
                 .iter()
-                .filter(|r| r.model == model && r.perturbation == EM_OF);
-            let em_series = series(rows, |r: &EmRow| (r.seed, r.step as f64, 100.0 * r.rate));
+                .filter(|r| r.model == model && r.perturbation == EM_OF)
+                .cloned()
+                .collect();
+            let em_series = series(rows.iter(), |r: &EmRow| {
+                (r.seed, r.step as f64, 100.0 * r.value)
+            });
             panels.push(Panel {
                 model: model.to_string(),
                 pc1: shown,
                 em: em_series,
+                em_bounds: em_data::axis_bounds(&rows),
             });
         }
         if panels.is_empty() {
@@ -143,7 +149,7 @@ impl Fig1 {
             .filter(|r| r.perturbation == EM_OF)
             .cloned()
             .collect();
-        let em_label = format!("{EM_OF} {}", load::em_label(&em_of));
+        let em_label = format!("{EM_OF} {}", em_data::axis_label(&em_of));
         Some(Self { panels, em_label })
     }
 
@@ -238,15 +244,22 @@ fn draw_panel<DB: DrawingBackend>(
         .fold(f64::NEG_INFINITY, f64::max);
     let x_range = 0.0..max_step * 1.03;
     let y_range = 0.0..(y_max * 1.12).max(1e-6);
+    let (em_min, em_max) = panel.em_bounds;
     // At least 20 points of EM on the axis, so that a change of one or two judged items
-    // (noise for a few hundred items) does not fill the panel.
+    // (noise for a few hundred items) does not fill the panel. A signed label keeps its
+    // zero (step 0) in view.
     let em_range = if has_em {
+        let (em_lo, em_hi) = if em_min.is_finite() {
+            (em_lo, em_hi)
+        } else {
+            (em_lo.min(0.0), em_hi.max(0.0))
+        };
         let mid = (em_lo + em_hi) / 2.0;
         let half = ((em_hi - em_lo) / 2.0 * 1.15).max(10.0);
-        let (lo, hi) = ((mid - half).max(0.0), (mid + half).min(100.0));
+        let (lo, hi) = ((mid - half).max(em_min), (mid + half).min(em_max));
         // A little headroom, so a rate at 0 or 100% does not lie on the frame.
         let pad = 0.04 * (hi - lo).max(1.0);
-        (lo - pad).max(if lo > 0.0 { 0.0 } else { -pad })..hi + pad
+        (lo - pad).max(if lo > em_min { em_min } else { em_min - pad })..hi + pad
     } else {
         0.0..100.0
     };
@@ -280,7 +293,7 @@ fn draw_panel<DB: DrawingBackend>(
             .label_style((FONT, 22))
             .axis_desc_style((FONT, 24))
             .y_label_formatter(&|v| {
-                if (-1e-9..=100.0 + 1e-9).contains(v) {
+                if (em_min - 1e-9..=em_max + 1e-9).contains(v) {
                     format!("{v:.0}")
                 } else {
                     String::new()
@@ -322,6 +335,15 @@ fn draw_panel<DB: DrawingBackend>(
                     upper.chain(lower).collect::<Vec<_>>(),
                     dark.mix(0.08).filled(),
                 )))
+                .map_err(plot)?;
+        }
+        if !em_min.is_finite() {
+            // A signed label: its zero is "no change since step 0".
+            chart
+                .draw_secondary_series(LineSeries::new(
+                    [(0.0, 0.0), (max_step * 1.03, 0.0)],
+                    dark.mix(0.35).stroke_width(1),
+                ))
                 .map_err(plot)?;
         }
         chart

@@ -1,13 +1,16 @@
 //! Fig. 2: where every run ends. The final checkpoint of each (perturbation, seed) run:
 //! drift magnitude (x100, % of the pre-finetuning activation norm) against its cosine to
 //! the cluster PC1. Each marker's ring has the perturbation's colour and its fill the EM
-//! rate at that checkpoint (colour bar; hollow where the checkpoint has no EM label). One
-//! panel per model.
+//! label at that checkpoint (colour bar; hollow, or grey on a signed label's map, where the
+//! checkpoint has no EM label). One panel per model.
 //!
-//! Reads `pc1` tables (required) and `em_summary` tables (optional).
+//! Reads `pc1` tables (required) and `em_summary`/`em_label` tables (optional; see
+//! `em_data`). A rate is coloured on a sequential map; a signed label (the log-odds shift
+//! as a fraction of the controls') on a diverging one, white at "no change since step 0".
 
-use crate::load::{Context, EmRow, Pc1Row};
-use crate::style::{FONT, Figure, Mark, colour, plot, sequential};
+use crate::em_data::{self, EmRow};
+use crate::load::{Context, Pc1Row};
+use crate::style::{FONT, Figure, Mark, colour, diverging, plot, sequential};
 use crate::{Result, load, style};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -19,7 +22,7 @@ struct Point {
     perturbation: String,
     drift: f64,
     cosine: f64,
-    /// EM rate in %.
+    /// The EM label in %.
     em: Option<f64>,
 }
 
@@ -30,13 +33,14 @@ pub struct Fig2 {
     perturbations: Vec<String>,
     em_label: String,
     em_range: (f64, f64),
+    /// A signed label: a diverging map centred on 0.
+    signed: bool,
 }
 
 pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let pc1_files = ctx.require("pc1")?;
-    let em_files = ctx.find("em_summary")?;
+    let (em, em_files) = em_data::em_rows(ctx)?;
     let pc1 = load::pc1_rows(&pc1_files)?;
-    let em = load::em_rows(&em_files)?;
     let fig = Fig2::new(&pc1, &em).ok_or_else(|| ctx.no_data("the `pc1` tables have no rows"))?;
     let (w, h) = style::canvas(fig.panels.len());
     let files = style::render_target(ctx, out, (w + 200, h), &fig)?;
@@ -57,7 +61,7 @@ impl Fig2 {
             .map(|r| {
                 (
                     (r.model.as_str(), r.perturbation.as_str(), r.seed, r.step),
-                    r.rate,
+                    r.value,
                 )
             })
             .collect();
@@ -79,9 +83,13 @@ impl Fig2 {
         let ems: Vec<f64> = panels.values().flatten().filter_map(|p| p.em).collect();
         let lo = ems.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ems.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let signed = !em_data::axis_bounds(em).0.is_finite();
         // At least 5 points of EM across the bar, so label noise is not stretched to full colour.
         let em_range = if ems.is_empty() {
             (0.0, 100.0)
+        } else if signed {
+            let m = lo.abs().max(hi.abs()).max(2.5);
+            (-m, m)
         } else {
             let mid = (lo + hi) / 2.0;
             let half = ((hi - lo) / 2.0).max(2.5);
@@ -90,14 +98,34 @@ impl Fig2 {
         Some(Self {
             panels: panels.into_iter().collect(),
             perturbations,
-            em_label: load::em_label(em).to_string(),
+            em_label: em_data::axis_label(em),
             em_range,
+            signed,
         })
+    }
+
+    /// The colour of `t` in 0..1 along the bar.
+    fn map(&self, t: f64) -> RGBColor {
+        if self.signed {
+            diverging(2.0 * t - 1.0)
+        } else {
+            sequential(t)
+        }
+    }
+
+    /// The fill of a checkpoint without a label: white on the sequential map, grey on the
+    /// diverging one (where white means "no change").
+    fn unlabelled(&self) -> RGBColor {
+        if self.signed {
+            RGBColor(150, 150, 150)
+        } else {
+            WHITE
+        }
     }
 
     fn fill(&self, em: f64) -> RGBColor {
         let (lo, hi) = self.em_range;
-        sequential((em - lo) / (hi - lo).max(1e-9))
+        self.map((em - lo) / (hi - lo).max(1e-9))
     }
 }
 
@@ -116,7 +144,7 @@ impl Figure for Fig2 {
             self.draw_panel(model, points, area)?;
         }
         let (lo, hi) = self.em_range;
-        style::colour_bar(&bar, lo, hi, &self.em_label, sequential)?;
+        style::colour_bar(&bar, lo, hi, &self.em_label, |t| self.map(t))?;
         let mut entries: Vec<(Mark, String)> = self
             .perturbations
             .iter()
@@ -134,10 +162,15 @@ impl Figure for Fig2 {
             .iter()
             .any(|(_, p)| p.iter().any(|p| p.em.is_none()))
         {
-            entries.push((
-                Mark::Hollow(RGBColor(150, 150, 150)),
-                "white fill: no EM label".into(),
-            ));
+            let entry = if self.signed {
+                (Mark::Dot(self.unlabelled()), "grey fill: no EM label")
+            } else {
+                (
+                    Mark::Hollow(RGBColor(150, 150, 150)),
+                    "white fill: no EM label",
+                )
+            };
+            entries.push((entry.0, entry.1.into()));
         }
         style::legend_strip(&legend, &entries, 24)
     }
@@ -193,7 +226,7 @@ impl Fig2 {
                     .iter()
                     .filter(|p| !p.perturbation.contains('+'))
                     .map(|p| {
-                        let fill = p.em.map_or(WHITE, |e| self.fill(e));
+                        let fill = p.em.map_or(self.unlabelled(), |e| self.fill(e));
                         EmptyElement::at((p.drift, p.cosine))
                             + Circle::new((0, 0), 13, fill.filled())
                             + Circle::new((0, 0), 13, colour(&p.perturbation).stroke_width(4))
@@ -207,7 +240,7 @@ impl Fig2 {
                     .iter()
                     .filter(|p| p.perturbation.contains('+'))
                     .map(|p| {
-                        let fill = p.em.map_or(WHITE, |e| self.fill(e));
+                        let fill = p.em.map_or(self.unlabelled(), |e| self.fill(e));
                         EmptyElement::at((p.drift, p.cosine))
                             + Rectangle::new([(-12, -12), (12, 12)], fill.filled())
                             + Rectangle::new(

@@ -2,13 +2,13 @@
 //! scalar |PC1| cannot tell them apart; if their trait profiles differ, the 7-D monitor
 //! can. Per model, among each run's final labelled checkpoint, the pair whose |PC1| agree
 //! within 10% and whose EM differs most (if no pair agrees that well, the closest pair,
-//! and the panel says so). Only runs labelled by the same judge (proxy or free-form) are
-//! paired.
+//! and the panel says so). Only runs with the same kind of EM label are paired.
 //!
 //! Reads `pc1` (`traitwatch pca`), `drift` (`traitwatch drift`, the alignment feature set)
-//! and `em_summary` (`traitwatch em`) tables.
+//! and `em_summary`/`em_label` (`traitwatch em`) tables.
 
-use crate::load::{Context, EmRow, Pc1Row};
+use crate::em_data::{self, EmKind, EmRow};
+use crate::load::{Context, Pc1Row};
 use crate::style::{FONT, Figure, Mark, colour, plot, trait_sorted};
 use crate::trait_data::{PerTrait, trait_drift};
 use crate::{Result, load, style};
@@ -26,8 +26,8 @@ pub struct Pick {
     pub step: u64,
     pub abs_pc1: f64,
     pub em: f64,
-    /// `proxy_em` or `em_rate`: a pair is only formed from runs labelled the same way.
-    pub statistic: String,
+    /// A pair is only formed from runs labelled the same way.
+    pub kind: EmKind,
     pub drift: BTreeMap<String, f64>,
 }
 
@@ -43,7 +43,7 @@ pub struct Panel {
 pub struct Fig5 {
     pub panels: Vec<Panel>,
     traits: Vec<String>,
-    /// For the title: `proxy EM` when every panel's pair is labelled by the proxy, else
+    /// For the title: the label's name when every panel's pair has the same kind, else
     /// `EM`.
     em_name: &'static str,
 }
@@ -51,9 +51,13 @@ pub struct Fig5 {
 pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let pc1_files = ctx.require("pc1")?;
     let drift_files = ctx.require("drift")?;
-    let em_files = ctx.require("em_summary")?;
+    let (em, em_files) = em_data::em_rows(ctx)?;
+    if em.is_empty() {
+        return Err(ctx.no_data(
+            "no `em_summary` or `em_label` table holds an overall EM label (run `traitwatch em`)",
+        ));
+    }
     let pc1 = load::pc1_rows(&pc1_files)?;
-    let em = load::em_rows(&em_files)?;
     let drift = trait_drift(&drift_files, "alignment")?;
     let fig = Fig5::new(&pc1, &em, &drift).ok_or_else(|| {
         ctx.no_data(
@@ -95,8 +99,8 @@ impl Fig5 {
                 seed: r.seed,
                 step: r.step,
                 abs_pc1,
-                em: r.rate,
-                statistic: r.statistic.clone(),
+                em: r.value,
+                kind: r.kind,
                 drift: d.clone(),
             };
             let slot = last.entry(r.run()).or_insert_with(|| pick.clone());
@@ -126,8 +130,12 @@ impl Fig5 {
             .collect();
         traits.sort();
         traits.dedup();
-        let all_proxy = panels.iter().all(|p| p.pair[0].statistic == "proxy_em");
-        let em_name = if all_proxy { "proxy EM" } else { "EM" };
+        let kinds: std::collections::BTreeSet<EmKind> =
+            panels.iter().map(|p| p.pair[0].kind).collect();
+        let em_name = match kinds.into_iter().collect::<Vec<_>>()[..] {
+            [kind] => em_name(kind),
+            _ => "EM",
+        };
         (!panels.is_empty()).then(|| Self {
             panels,
             traits: trait_sorted(&traits),
@@ -137,13 +145,13 @@ impl Fig5 {
 }
 
 /// The matched pair with the largest EM difference, else the closest |PC1| pair; only
-/// runs whose EM comes from the same judge (free-form or proxy) are compared.
+/// runs with the same kind of EM label are compared.
 fn best_pair(picks: &[Pick]) -> Option<(Pick, Pick, f64)> {
     let mut best: Option<(usize, usize, f64, bool)> = None;
     for i in 0..picks.len() {
         for j in i + 1..picks.len() {
             let (a, b) = (&picks[i], &picks[j]);
-            if a.statistic != b.statistic {
+            if a.kind != b.kind {
                 continue;
             }
             let gap = (a.abs_pc1 - b.abs_pc1).abs() / a.abs_pc1.max(b.abs_pc1).max(1e-12);
@@ -202,24 +210,27 @@ impl Panel {
     }
 }
 
-/// `proxy EM` (paired choice) or `EM` (the free-form judge's rate).
-fn em_name(p: &Pick) -> &'static str {
-    if p.statistic == "proxy_em" {
-        "proxy EM"
-    } else {
-        "EM"
+/// A short name of the label, for captions.
+fn em_name(kind: EmKind) -> &'static str {
+    match kind {
+        EmKind::FreeForm => "EM",
+        EmKind::LogOdds => "EM label",
+        EmKind::Proxy => "proxy EM",
     }
 }
 
 fn describe(p: &Pick) -> String {
+    let em = match p.kind {
+        EmKind::LogOdds => format!("{:+.0}% of the controls' shift", 100.0 * p.em),
+        _ => format!("{:.1}%", 100.0 * p.em),
+    };
     format!(
-        "{} seed {}, step {}: |PC1| × 100 = {:.2}, {} {:.1}%",
+        "{} seed {}, step {}: |PC1| × 100 = {:.2}, {} {em}",
         p.perturbation,
         p.seed,
         p.step,
         100.0 * p.abs_pc1,
-        em_name(p),
-        100.0 * p.em
+        em_name(p.kind),
     )
 }
 
@@ -242,7 +253,7 @@ impl Fig5 {
         let pad = 0.12 * (hi - lo).max(1e-6);
         let (chart_area, legend) = area.split_vertically(area.dim_in_pixel().1.saturating_sub(90));
         let mut chart = ChartBuilder::on(&chart_area)
-            .caption(panel.caption(em_name(&panel.pair[0])), (FONT, 28))
+            .caption(panel.caption(em_name(panel.pair[0].kind)), (FONT, 28))
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(110)

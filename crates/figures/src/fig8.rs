@@ -4,12 +4,13 @@
 //! legend gives each model's Spearman rho between its per-perturbation EM and the mean of
 //! the other models (the consensus severity order); with one model there is no rho.
 //!
-//! Reads `em_summary` tables (`em_rate`, else `proxy_em`, group `all`).
+//! Reads `em_summary`/`em_label` tables (group `all`; see `em_data` for which label).
 
-use crate::load::{Context, EmRow};
+use crate::em_data::{self, EmRow};
+use crate::load::Context;
 use crate::stats::spearman;
 use crate::style::{FONT, Figure, Mark, mean_std, model_colour, plot};
-use crate::{Result, load, style};
+use crate::{Result, style};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,13 +24,19 @@ pub struct Fig8 {
     perturbations: Vec<String>,
     models: Vec<ModelLine>,
     em_label: String,
+    /// What the axis may show: 0..100 for rates, unbounded for a signed label.
+    bounds: (f64, f64),
 }
 
 pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let files = ctx.require("em_summary")?;
-    let em = load::em_rows(&files)?;
+    let (em, files) = em_data::em_rows(ctx)?;
+    if files.is_empty() {
+        ctx.require("em_summary")?;
+    }
     let fig = Fig8::new(&em).ok_or_else(|| {
-        ctx.no_data("the `em_summary` tables hold no overall (`all`) em_rate or proxy_em rows")
+        ctx.no_data(
+            "the `em_summary`/`em_label` tables hold no overall (`all`) EM label after step 0",
+        )
     })?;
     let w = (600 + 150 * fig.perturbations.len() as u32).max(style::WIDTH);
     let written = style::render_target(ctx, out, (w, style::HEIGHT), &fig)?;
@@ -38,9 +45,9 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
 
 impl Fig8 {
     pub fn new(em: &[EmRow]) -> Option<Self> {
-        // Each run's final labelled checkpoint.
+        // Each run's final labelled checkpoint (step 0 is the base model, not a run's result).
         let mut last: BTreeMap<(&str, &str, u64), &EmRow> = BTreeMap::new();
-        for r in em {
+        for r in em.iter().filter(|r| r.step > 0) {
             let e = last.entry(r.run()).or_insert(r);
             if r.step > e.step {
                 *e = r;
@@ -48,7 +55,7 @@ impl Fig8 {
         }
         let mut by: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
         for ((model, pert, _), r) in &last {
-            by.entry((model, pert)).or_default().push(100.0 * r.rate);
+            by.entry((model, pert)).or_default().push(100.0 * r.value);
         }
         if by.is_empty() {
             return None;
@@ -100,7 +107,8 @@ impl Fig8 {
         Some(Self {
             perturbations: perts.iter().map(|p| p.to_string()).collect(),
             models: rows,
-            em_label: load::em_label(em).to_string(),
+            em_label: em_data::axis_label(em),
+            bounds: em_data::axis_bounds(em),
         })
     }
 }
@@ -122,7 +130,8 @@ impl Figure for Fig8 {
         let span = (hi - lo).max(10.0);
         let mid = (hi + lo) / 2.0;
         let pad = 0.04 * span;
-        let y_range = (mid - 0.6 * span).max(-pad)..(mid + 0.6 * span).min(100.0 + pad);
+        let (min, max) = self.bounds;
+        let y_range = (mid - 0.6 * span).max(min - pad)..(mid + 0.6 * span).min(max + pad);
         let perts = &self.perturbations;
         let mut chart = ChartBuilder::on(&body)
             .margin(20)
@@ -149,7 +158,7 @@ impl Figure for Fig8 {
                 }
             })
             .y_label_formatter(&|v| {
-                if (-1e-9..=100.0 + 1e-9).contains(v) {
+                if (min - 1e-9..=max + 1e-9).contains(v) {
                     format!("{v:.0}")
                 } else {
                     String::new()
@@ -157,6 +166,15 @@ impl Figure for Fig8 {
             })
             .draw()
             .map_err(plot)?;
+        if !min.is_finite() {
+            // A signed label: its zero is "no change since step 0".
+            chart
+                .draw_series(LineSeries::new(
+                    [(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
+                    BLACK.mix(0.5).stroke_width(1),
+                ))
+                .map_err(plot)?;
+        }
         for (model, values, _) in &self.models {
             let c = model_colour(model);
             let pts: Vec<(f64, f64, f64)> = values

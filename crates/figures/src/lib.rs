@@ -7,19 +7,22 @@
 //! (the same drawing, 1600 x 1000 px or taller for multi-panel figures) with a provenance
 //! sidecar `<stem>.json` naming the manifest, the git revision and the sha256 of every
 //! table read. The `tables` target writes Markdown and LaTeX files under `<out>/tables/`.
+//! The EM label a figure draws is chosen per run as the monitor chooses it (`em_data`): the
+//! free-form EM rate, else the log-odds label, else the paired-choice proxy.
+//!
 //! Every file is written to a temporary name and renamed into place. Nothing here reads
 //! activations or runs a model: figures are cheap to redraw.
 //!
 //! | target | shows | needs (table kind, from which command) |
 //! |--------|-------|----------------------------------------|
-//! | fig1 | \|PC1\| x100 over steps, bad_medical vs number_sequence, EM overlaid | `pc1` (`traitwatch pca`); `em_summary` (`traitwatch em`) optional |
-//! | fig2 | final drift magnitude vs cosine to PC1, colour = EM | `pc1`; `em_summary` optional |
+//! | fig1 | \|PC1\| x100 over steps, bad_medical vs number_sequence, EM overlaid | `pc1` (`traitwatch pca`); `em_label` or `em_summary` (`traitwatch em`) optional |
+//! | fig2 | final drift magnitude vs cosine to PC1, colour = EM | `pc1`; `em_label` or `em_summary` optional |
 //! | fig3 | FNR/FPR bars, regressor x feature set | `monitor_metrics` (`lopo --held-out-types`, else `--all`) |
 //! | fig4 | PC1 loadings per trait and scree | `pca` (`traitwatch pca`) |
-//! | fig5 | two runs with matched \|PC1\| but different EM: per-trait drift bars | `pc1`, `drift` (`traitwatch drift`), `em_summary` |
+//! | fig5 | two runs with matched \|PC1\| but different EM: per-trait drift bars | `pc1`, `drift` (`traitwatch drift`), `em_label` or `em_summary` |
 //! | fig6 | 7x7 cosines of trait directions at l*, per model | `trait_cosines` (`traitwatch traits`) |
 //! | fig7 | LOPO grid of FNR/FPR per (model, held-out perturbation) | `monitor_metrics` (`lopo --all`) |
-//! | fig8 | final EM per perturbation by severity, per model, Spearman rho | `em_summary` |
+//! | fig8 | final EM per perturbation by severity, per model, Spearman rho | `em_label` or `em_summary` |
 //! | fig9 | step-aware alarm probability over steps | `step_alarm` (`lopo --step-alarm`) |
 //! | fig10 | Spearman rho, trait drift vs trait behaviour, raw and with signed PC1 regressed out | `drift`, `pc1`, `em_summary` with `trait_positive` rows (`em.trait_items = true`) |
 //! | fig11 | \|PC1\| x100 over steps, full finetuning (`<perturbation>+full` runs) vs LoRA, dangerous vs benign | `pc1` with runs of a tagged `[[extra_runs]]` group |
@@ -30,6 +33,7 @@
 
 pub mod axis_names;
 pub mod band;
+pub mod em_data;
 pub mod fig1;
 pub mod fig10;
 pub mod fig11;

@@ -14,7 +14,7 @@ use tables::arrow::array::{
 pub fn command_for(kind: &str) -> &'static str {
     match kind {
         "pc1" | "pca" | "pc1_stability" => "traitwatch pca",
-        "em_summary" => "traitwatch em",
+        "em_summary" | "em_label" => "traitwatch em",
         "drift" => "traitwatch drift",
         "trait_cosines" => "traitwatch traits",
         "monitor_metrics" => "lopo --all",
@@ -184,101 +184,6 @@ pub fn pc1_rows(files: &[PathBuf]) -> Result<Vec<Pc1Row>> {
         }
     }
     Ok(out)
-}
-
-/// One checkpoint's overall EM number (`em_summary` table, group `all`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmRow {
-    pub model: String,
-    pub perturbation: String,
-    pub seed: u64,
-    pub step: u64,
-    /// `em_rate` (free-form judge) or `proxy_em` (paired choice).
-    pub statistic: String,
-    /// The rate itself (0..1): for the proxy, the share of items the misaligned answer wins.
-    pub rate: f64,
-}
-
-impl EmRow {
-    pub fn run(&self) -> (&str, &str, u64) {
-        (&self.model, &self.perturbation, self.seed)
-    }
-}
-
-/// The overall EM rows of the `em_summary` tables `files`: the free-form `em_rate` where a
-/// run has it, else the paired-choice `proxy_em` (see `em::labels`). A checkpoint found in
-/// two files keeps the first (files in path order).
-pub fn em_rows(files: &[PathBuf]) -> Result<Vec<EmRow>> {
-    let mut out: BTreeMap<(String, String, u64, u64, String), EmRow> = BTreeMap::new();
-    for path in files {
-        let table = tables::read_parquet(path, None)?;
-        for b in &table.batches {
-            let (model, pert) = (
-                strings(b, "model", path)?,
-                strings(b, "perturbation", path)?,
-            );
-            let (stat, group) = (strings(b, "statistic", path)?, strings(b, "group", path)?);
-            let (seed, step) = (u64s(b, "seed", path)?, u64s(b, "step", path)?);
-            let rate = f64s(b, "rate", path)?;
-            for i in 0..b.num_rows() {
-                let statistic = stat.value(i);
-                if group.value(i) != "all" || !matches!(statistic, "em_rate" | "proxy_em") {
-                    continue;
-                }
-                if !rate.value(i).is_finite() {
-                    continue;
-                }
-                let row = EmRow {
-                    model: model.value(i).to_string(),
-                    perturbation: perturbation_name(pert.value(i), seed.value(i)),
-                    seed: seed.value(i),
-                    step: step.value(i),
-                    statistic: statistic.to_string(),
-                    rate: rate.value(i),
-                };
-                let key = (
-                    row.model.clone(),
-                    row.perturbation.clone(),
-                    row.seed,
-                    row.step,
-                    row.statistic.clone(),
-                );
-                match out.entry(key) {
-                    std::collections::btree_map::Entry::Occupied(e) => tracing::warn!(
-                        "{}: {:?} already read from another em_summary table; ignored",
-                        path.display(),
-                        e.key()
-                    ),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        e.insert(row);
-                    }
-                }
-            }
-        }
-    }
-    let mut rows: Vec<EmRow> = out.into_values().collect();
-    // Prefer the free-form EM rate over the proxy, run by run.
-    let freeform: std::collections::BTreeSet<(String, String, u64)> = rows
-        .iter()
-        .filter(|r| r.statistic == "em_rate")
-        .map(|r| (r.model.clone(), r.perturbation.clone(), r.seed))
-        .collect();
-    rows.retain(|r| {
-        r.statistic == "em_rate"
-            || !freeform.contains(&(r.model.clone(), r.perturbation.clone(), r.seed))
-    });
-    Ok(rows)
-}
-
-/// The axis label of an EM rate in %, by what the rows hold.
-pub fn em_label(rows: &[EmRow]) -> &'static str {
-    let proxy = rows.iter().any(|r| r.statistic == "proxy_em");
-    let free = rows.iter().any(|r| r.statistic == "em_rate");
-    match (free, proxy) {
-        (true, true) => "EM rate / proxy EM (%)",
-        (false, true) => "proxy EM (%, paired choice)",
-        _ => "EM rate (%, free-form judge)",
-    }
 }
 
 /// One `pca` table: loadings per component and feature, explained variance, metadata.

@@ -5,9 +5,10 @@
 mod common;
 
 use common::{f64s, strings, u64s, write};
+use figures::em_data::{EmKind, EmRow};
 use figures::fig5::Fig5;
 use figures::fig10::{Fig10, diagonal_ratio};
-use figures::load::{EmRow, Pc1Row};
+use figures::load::Pc1Row;
 use figures::trait_data::PerTrait;
 use figures::{FigureError, Provenance, Target};
 use std::collections::BTreeMap;
@@ -33,8 +34,8 @@ fn em(pert: &str, step: u64, rate: f64) -> EmRow {
         perturbation: pert.into(),
         seed: 1,
         step,
-        statistic: "proxy_em".into(),
-        rate,
+        kind: EmKind::Proxy,
+        value: rate,
     }
 }
 
@@ -192,7 +193,7 @@ fn fig5_never_pairs_a_free_form_rate_with_a_proxy_rate() {
     // but the two numbers are not comparable, so a is paired with c instead.
     let pc = vec![pc1("a", 20, 0.50), pc1("b", 20, 0.51), pc1("c", 20, 0.53)];
     let mut ems = vec![em("a", 20, 0.10), em("b", 20, 0.90), em("c", 20, 0.20)];
-    ems[1].statistic = "em_rate".into();
+    ems[1].kind = EmKind::FreeForm;
     let drift = per_trait(&[
         ("a", 20, [0.1, 0.2, 0.3]),
         ("b", 20, [0.3, 0.1, 0.1]),

@@ -484,6 +484,74 @@ fn fig1_draws_without_em_labels() {
     assert!(svg.contains("number_sequence") && !svg.contains("right axis"));
 }
 
+/// An `em_label` table (the log-odds label as a fraction of the controls' shift) for the
+/// synthetic checkpoints: signed, and beyond the controls' shift for the strongest runs.
+fn em_label(dir: &Path) {
+    let rows: Vec<_> = checkpoints()
+        .into_iter()
+        .filter(|r| r.1 != "number_sequence")
+        .collect();
+    let fraction: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            if r.1 == "gsm8k" {
+                -30.0 * r.4
+            } else {
+                9.0 * r.4
+            }
+        })
+        .collect();
+    type Row = (&'static str, &'static str, u64, u64, f64);
+    let text = |f: fn(&Row) -> &'static str| strings(&rows.iter().map(f).collect::<Vec<_>>());
+    write(
+        &dir.join("judge/em_label.parquet"),
+        "em_label",
+        vec![
+            ("model", text(|r| r.0)),
+            ("perturbation", text(|r| r.1)),
+            ("seed", u64s(rows.iter().map(|r| r.2))),
+            ("step", u64s(rows.iter().map(|r| r.3))),
+            ("group", strings(&vec!["all"; rows.len()])),
+            ("control_fraction", f64s(fraction)),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn the_log_odds_label_is_drawn_signed_and_unclamped() {
+    if !font() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    pca_tables(&res);
+    em_label(&res);
+    // FIGURES_TEST_OUT=<dir> keeps these figures (in <dir>/signed) for a look.
+    let out = std::env::var_os("FIGURES_TEST_OUT")
+        .map_or_else(|| tmp.path().join("figs"), |d| Path::new(&d).join("signed"));
+    let svg = |n: u8| {
+        figures::render(n, &res, &out, &Provenance::default()).unwrap();
+        std::fs::read_to_string(out.join(format!("fig{n}.svg"))).unwrap()
+    };
+    let label = "% of the positive controls";
+    for n in [1, 2, 8] {
+        let text = svg(n);
+        assert!(
+            text.contains(label),
+            "fig{n} does not name the log-odds label"
+        );
+        assert!(!text.contains("EM rate"), "fig{n} calls the label a rate");
+    }
+    // fig8's axis follows the label past 100% and below 0 (gsm8k moves away).
+    let fig8 = svg(8);
+    let ticks: Vec<&str> = fig8.lines().map(str::trim).collect();
+    assert!(
+        ticks.contains(&"150") && ticks.contains(&"-50"),
+        "fig8 clamps the label"
+    );
+}
+
 #[test]
 fn tables_are_written_as_markdown_and_latex() {
     let tmp = tempfile::tempdir().unwrap();
