@@ -26,6 +26,9 @@ use eval::{CALIBRATION, EvalSettings, HELD_OUT, LabelSource, Regressor, evaluate
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// The default threshold sweep, as multiples of the monitor's tau.
+const TAU_SWEEP_FACTORS: [f64; 5] = [0.6, 1.0, 1.2, 2.0, 3.0];
+
 mod step_alarm;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -73,7 +76,9 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     feature_sets: Vec<String>,
     /// Thresholds of the sensitivity sweep (same predictions, other labels and alarms).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.03, 0.05, 0.06, 0.1, 0.15])]
+    /// Default: 0.6, 1, 1.2, 2 and 3 times --tau (0.03 ... 0.15 for the default tau), so
+    /// the sweep follows the label's own scale.
+    #[arg(long, value_delimiter = ',')]
     tau_sweep: Vec<f64>,
     /// Cluster-bootstrap resamples for the intervals (0: none).
     #[arg(long, default_value_t = 1000)]
@@ -186,7 +191,16 @@ pub fn run(args: Args) -> Result<()> {
         &at_tau,
         &meta,
     )?;
-    let sweep = threshold_sweep(&data, &predictions, &args.tau_sweep);
+    let taus = if args.tau_sweep.is_empty() {
+        // Rounded, so 0.6 x 0.05 prints as 0.03.
+        TAU_SWEEP_FACTORS
+            .iter()
+            .map(|f| (f * args.tau * 1e9).round() / 1e9)
+            .collect()
+    } else {
+        args.tau_sweep.clone()
+    };
+    let sweep = threshold_sweep(&data, &predictions, &taus);
     write_metrics(
         &out.join(format!("monitor_sweep-{split}.parquet")),
         &sweep,
