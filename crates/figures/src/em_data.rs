@@ -9,7 +9,7 @@
 //! controls, or away from misalignment), so axes clamp only the rates.
 
 use crate::Result;
-use crate::load::{Context, f64s, perturbation_name, strings, u64s};
+use crate::load::{CheckpointColumns, Context, f64s, strings};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -189,11 +189,7 @@ fn read(
 ) -> Result<()> {
     let table = tables::read_parquet(path, None)?;
     for b in &table.batches {
-        let (model, pert) = (
-            strings(b, "model", path)?,
-            strings(b, "perturbation", path)?,
-        );
-        let (seed, step) = (u64s(b, "seed", path)?, u64s(b, "step", path)?);
+        let key = CheckpointColumns::of(b, path)?;
         let value = f64s(b, value_column, path)?;
         for i in 0..b.num_rows() {
             let Some(kind) = classify(b, i)? else {
@@ -202,11 +198,12 @@ fn read(
             if !value.value(i).is_finite() {
                 continue;
             }
+            let (model, perturbation, seed, step) = key.key(i);
             out.push(EmRow {
-                model: model.value(i).to_string(),
-                perturbation: perturbation_name(pert.value(i), seed.value(i)),
-                seed: seed.value(i),
-                step: step.value(i),
+                model,
+                perturbation,
+                seed,
+                step,
                 kind,
                 value: value.value(i),
             });

@@ -140,6 +140,40 @@ pub fn perturbation_name(name: &str, seed: u64) -> String {
         .to_string()
 }
 
+/// The columns that name a checkpoint (model, perturbation, seed, step), which every
+/// per-checkpoint table has.
+pub(crate) struct CheckpointColumns<'a> {
+    model: &'a StringArray,
+    perturbation: &'a StringArray,
+    seed: &'a UInt64Array,
+    step: &'a UInt64Array,
+}
+
+/// A checkpoint as read from a table: (model, perturbation without a seed suffix, seed, step).
+pub type CheckpointKey = (String, String, u64, u64);
+
+impl<'a> CheckpointColumns<'a> {
+    pub(crate) fn of(b: &'a RecordBatch, path: &Path) -> Result<Self> {
+        Ok(Self {
+            model: strings(b, "model", path)?,
+            perturbation: strings(b, "perturbation", path)?,
+            seed: u64s(b, "seed", path)?,
+            step: u64s(b, "step", path)?,
+        })
+    }
+
+    /// Row `i`'s checkpoint.
+    pub(crate) fn key(&self, i: usize) -> CheckpointKey {
+        let seed = self.seed.value(i);
+        (
+            self.model.value(i).to_string(),
+            perturbation_name(self.perturbation.value(i), seed),
+            seed,
+            self.step.value(i),
+        )
+    }
+}
+
 /// One checkpoint's position along the frozen cluster PC1 (`pc1` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pc1Row {
@@ -159,22 +193,19 @@ pub fn pc1_rows(files: &[PathBuf]) -> Result<Vec<Pc1Row>> {
     for path in files {
         let table = tables::read_parquet(path, None)?;
         for b in &table.batches {
-            let (model, pert) = (
-                strings(b, "model", path)?,
-                strings(b, "perturbation", path)?,
-            );
-            let (seed, step) = (u64s(b, "seed", path)?, u64s(b, "step", path)?);
+            let key = CheckpointColumns::of(b, path)?;
             let (abs, signed) = (f64s(b, "abs_pc1", path)?, f64s(b, "signed_pc1", path)?);
             let (norm, cos) = (
                 f64s(b, "drift_norm", path)?,
                 f64s(b, "cosine_to_pc1", path)?,
             );
             for i in 0..b.num_rows() {
+                let (model, perturbation, seed, step) = key.key(i);
                 out.push(Pc1Row {
-                    model: model.value(i).to_string(),
-                    perturbation: perturbation_name(pert.value(i), seed.value(i)),
-                    seed: seed.value(i),
-                    step: step.value(i),
+                    model,
+                    perturbation,
+                    seed,
+                    step,
                     abs_pc1: abs.value(i),
                     signed_pc1: signed.value(i),
                     drift_norm: norm.value(i),

@@ -4,13 +4,13 @@
 //! the trait bank: `em.trait_items = true` in a manifest).
 
 use crate::Result;
-use crate::load::{f64s, perturbation_name, strings, u64s};
+use crate::load::{CheckpointColumns, f64s, strings};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tables::arrow::array::RecordBatch;
 
 /// (model, perturbation, seed, step).
-pub type Checkpoint = (String, String, u64, u64);
+pub type Checkpoint = crate::load::CheckpointKey;
 /// Per checkpoint: trait name -> value.
 pub type PerTrait = BTreeMap<Checkpoint, BTreeMap<String, f64>>;
 
@@ -26,22 +26,12 @@ fn gather(
     for path in files {
         let table = tables::read_parquet(path, None)?;
         for b in &table.batches {
-            let (model, pert) = (
-                strings(b, "model", path)?,
-                strings(b, "perturbation", path)?,
-            );
-            let (seed, step) = (u64s(b, "seed", path)?, u64s(b, "step", path)?);
+            let key = CheckpointColumns::of(b, path)?;
             for (i, v) in values(b, path)?.into_iter().enumerate() {
                 let Some((name, value)) = v.filter(|(_, v)| v.is_finite()) else {
                     continue;
                 };
-                let key = (
-                    model.value(i).to_string(),
-                    perturbation_name(pert.value(i), seed.value(i)),
-                    seed.value(i),
-                    step.value(i),
-                );
-                out.entry(key).or_default().insert(name, value);
+                out.entry(key.key(i)).or_default().insert(name, value);
             }
         }
     }
