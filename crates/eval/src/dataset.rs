@@ -33,6 +33,18 @@ pub enum LabelSource {
 }
 
 impl LabelSource {
+    /// What a regressor's prediction of this target is clipped to: an EM rate's [0, 1] (the
+    /// paper's clip), a change in rate's [-1, 1]; the log-odds label is signed and
+    /// unbounded (a run can move further than the controls, or away from misalignment), so
+    /// clipping it would tie every prediction below zero and blunt the AUROC.
+    pub fn prediction_range(self) -> (f64, f64) {
+        match self {
+            LabelSource::EmRate => (0.0, 1.0),
+            LabelSource::ProxyIncrease => (-1.0, 1.0),
+            LabelSource::LogOddsShift => (f64::NEG_INFINITY, f64::INFINITY),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             LabelSource::EmRate => "EM rate (free-form judge)",

@@ -60,7 +60,9 @@ pub fn evaluate(
     let mut rows = Vec::new();
     for fs in &data.feature_sets {
         for regressor in regressors {
-            let preds = predict_folds_reduced(cps, &fs.rows, fs.reduction, folds, regressor)?;
+            let range = data.label.prediction_range();
+            let preds =
+                predict_folds_reduced(cps, &fs.rows, fs.reduction, folds, regressor, range)?;
             let mut scopes: Vec<(String, Vec<Prediction>)> = models
                 .iter()
                 .map(|m| {

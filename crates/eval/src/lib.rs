@@ -4,7 +4,7 @@
 //! ```text
 //! [Checkpoint {model, perturbation, seed, step, target}] + features per checkpoint
 //!   --folds::{lopo_folds, held_out_folds}--> [Fold] (per model; leaks are errors)
-//!   --monitor::predict_folds(Regressor)--> out-of-fold predictions in [0, 1]
+//!   --monitor::predict_folds(Regressor)--> out-of-fold predictions, clipped to the label's range
 //!   --monitor::pooled_metrics(tau)--> FNR, FPR, accuracy, balanced accuracy, AUROC
 //!   --bootstrap::cluster_bootstrap--> 95% intervals over whole runs
 //! dataset::load_results(dir) gathers checkpoints and feature sets from drift / em_summary /

@@ -1,5 +1,6 @@
 //! The monitor: a per-model regressor on a feature set, trained on a fold's training
-//! checkpoints, predicting the EM target of its test checkpoints (clipped to [0, 1]); an
+//! checkpoints, predicting the EM target of its test checkpoints (clipped to the label's
+//! range: [0, 1] for an EM rate, as the paper does; a signed label is not clipped); an
 //! alarm when the prediction exceeds tau. The logistic comparator instead classifies
 //! `target > tau` directly and alarms when its probability exceeds 0.5. Out-of-fold
 //! predictions of all folds are pooled.
@@ -62,7 +63,8 @@ impl Regressor {
         }
     }
 
-    /// Fit on `(x_train, y_train)` and predict `x_test`, clipped to [0, 1].
+    /// Fit on `(x_train, y_train)` and predict `x_test`, unclipped (the logistic
+    /// comparator's probabilities lie in [0, 1] anyway).
     pub fn fit_predict(
         &self,
         x_train: &[Vec<f64>],
@@ -105,7 +107,7 @@ impl Regressor {
                     .collect()
             }
         };
-        Ok(raw.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
+        Ok(raw)
     }
 }
 
@@ -118,24 +120,30 @@ pub struct Prediction {
     pub predicted: f64,
 }
 
-/// Train and predict every fold. `features[i]` is checkpoint `i`'s feature vector.
+/// The range an EM rate's predictions are clipped to (the paper's [0, 1]).
+pub const RATE_RANGE: (f64, f64) = (0.0, 1.0);
+
+/// Train and predict every fold, predictions clipped to an EM rate's [0, 1].
+/// `features[i]` is checkpoint `i`'s feature vector.
 pub fn predict_folds(
     checkpoints: &[Checkpoint],
     features: &[Vec<f64>],
     folds: &[Fold],
     regressor: &Regressor,
 ) -> Result<Vec<Prediction>> {
-    predict_folds_reduced(checkpoints, features, None, folds, regressor)
+    predict_folds_reduced(checkpoints, features, None, folds, regressor, RATE_RANGE)
 }
 
 /// As [`predict_folds`], first reducing the raw rows with `reduction` fit on each fold's
-/// training rows (and targets) only.
+/// training rows (and targets) only, and clipping predictions to `range` (the label's:
+/// see `LabelSource::prediction_range`).
 pub fn predict_folds_reduced(
     checkpoints: &[Checkpoint],
     features: &[Vec<f64>],
     reduction: Option<Reduction>,
     folds: &[Fold],
     regressor: &Regressor,
+    range: (f64, f64),
 ) -> Result<Vec<Prediction>> {
     if features.len() != checkpoints.len() {
         return Err(EvalError::Input(format!(
@@ -159,7 +167,7 @@ pub fn predict_folds_reduced(
         out.extend(fold.test.iter().zip(pred).map(|(&i, p)| Prediction {
             checkpoint: i,
             fold: f,
-            predicted: p,
+            predicted: p.clamp(range.0, range.1),
         }));
     }
     Ok(out)
@@ -176,7 +184,7 @@ pub fn pooled_metrics(checkpoints: &[Checkpoint], predictions: &[Prediction], ta
 }
 
 #[cfg(test)]
-mod logistic_tests {
+mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -197,5 +205,41 @@ mod logistic_tests {
         // One class in training: that class, whatever the features.
         let p = reg.fit_predict(&x, &[0.0; 20], &[vec![1.0, 1.0]]).unwrap();
         assert_eq!(p, vec![0.0]);
+    }
+
+    #[test]
+    fn a_signed_label_keeps_its_negative_predictions() {
+        // Two "runs" whose target falls with the feature, one held out: ridge predicts
+        // negative values for it. Clipped to a rate's [0, 1] they would all tie at 0.
+        let cp = |pert: &str, step: u64, target: f64| Checkpoint {
+            model: "m".into(),
+            perturbation: pert.into(),
+            seed: 1,
+            step,
+            target,
+        };
+        let cps: Vec<Checkpoint> = (1..=6)
+            .map(|s| cp("a", s, -0.2 * s as f64))
+            .chain((1..=3).map(|s| cp("b", s, -0.3 * s as f64)))
+            .collect();
+        let x: Vec<Vec<f64>> = cps.iter().map(|c| vec![c.target]).collect();
+        let fold = Fold {
+            model: "m".into(),
+            held_out: vec!["b".into()],
+            train: (0..6).collect(),
+            test: (6..9).collect(),
+        };
+        let ridge = Regressor::Ridge { alpha: 1e-6 };
+        let run = |range| {
+            predict_folds_reduced(&cps, &x, None, std::slice::from_ref(&fold), &ridge, range)
+                .unwrap()
+                .iter()
+                .map(|p| p.predicted)
+                .collect::<Vec<f64>>()
+        };
+        let signed = run((f64::NEG_INFINITY, f64::INFINITY));
+        assert!(signed.windows(2).all(|w| w[1] < w[0]), "{signed:?}");
+        assert!((signed[2] + 0.9).abs() < 1e-3, "{signed:?}");
+        assert_eq!(run(RATE_RANGE), vec![0.0; 3]);
     }
 }
