@@ -58,7 +58,7 @@ enum Command {
     Traits(commands::traits::Args),
     /// Measure the drift of every checkpoint of a finetuning run along trait directions.
     Drift(commands::drift::Args),
-    /// Label checkpoints by behaviour: the offline paired-choice judge (proxy EM rate).
+    /// Label checkpoints by behaviour: the offline paired-choice judge (log-odds label, proxy EM rate).
     Em(commands::em::Args),
     /// The paper's EM protocol: free-form answers judged by a model over an
     /// OpenAI-compatible HTTP API (EM rate).
