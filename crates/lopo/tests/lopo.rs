@@ -288,7 +288,10 @@ fn a_lopo_fold_ranks_the_signal_above_noise_and_writes_its_tables() {
     assert!(text.contains("regressor selected"), "{text}");
     // The default threshold sweep is 0.6 ... 3 times tau (0.05 here), printed as written.
     for tau in ["0.03 ", "0.05 ", "0.06 ", "0.1  ", "0.15 "] {
-        assert!(text.contains(&format!("\n  {tau}")), "sweep lacks {tau}\n{text}");
+        assert!(
+            text.contains(&format!("\n  {tau}")),
+            "sweep lacks {tau}\n{text}"
+        );
     }
 
     let o = lopo(&["--results", results, "--held-out-types", "--bootstrap", "0"]);
