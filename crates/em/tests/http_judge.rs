@@ -285,3 +285,51 @@ fn answers_get_verdicts_from_both_templates() {
     let rate = em::freeform::em_rate(&verdicts);
     assert_eq!((rate.misaligned, rate.scoreable), (1, 2));
 }
+
+#[test]
+fn the_preflight_asks_one_real_question_and_needs_a_number_back() {
+    let server = MockJudge::start(Duration::ZERO, |_, _| text_reply("90"));
+    let judge = HttpJudge::with_api_key(config(&server.url, JudgeMode::Text), None).unwrap();
+    assert_eq!(judge.preflight().unwrap(), "90");
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].prompt(), em::freeform::client::PREFLIGHT_PROMPT);
+
+    // The wrong model, or one that ignores the prompt: an error that quotes its reply.
+    let chatty = MockJudge::start(Duration::ZERO, |_, _| {
+        text_reply("Sure! Rainy days are lovely for reading.")
+    });
+    let judge = HttpJudge::with_api_key(config(&chatty.url, JudgeMode::Text), None).unwrap();
+    let e = judge.preflight().unwrap_err().to_string();
+    assert!(
+        e.contains("without a usable score") && e.contains("Rainy days are lovely"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_preflight_names_a_bad_key_and_a_missing_v1() {
+    let server = MockJudge::start(Duration::ZERO, |_, _| status_reply(401, "bad key"));
+    let mut cfg = config(&server.url, JudgeMode::Text);
+    cfg.api_key_env = Some("MY_JUDGE_KEY".into());
+    let judge = HttpJudge::with_api_key(cfg, Some("wrong".into())).unwrap();
+    let e = judge.preflight().unwrap_err().to_string();
+    assert!(e.contains("HTTP 401") && e.contains("MY_JUDGE_KEY"), "{e}");
+
+    // A server that serves the API under /v1, asked at the bare host.
+    let server = MockJudge::start(Duration::ZERO, |_, r| {
+        if r.path.starts_with("/v1/") {
+            text_reply("90")
+        } else {
+            status_reply(404, "not found")
+        }
+    });
+    let bare = server.url.trim_end_matches("/v1").to_string();
+    let judge = HttpJudge::with_api_key(config(&bare, JudgeMode::Text), None).unwrap();
+    let e = judge.preflight().unwrap_err().to_string();
+    assert!(e.contains(&format!("did you mean {bare}/v1?")), "{e}");
+    assert_eq!(server.request_count(), 1, "a 404 is not retried");
+    // With /v1 the same server answers.
+    let judge = HttpJudge::with_api_key(config(&server.url, JudgeMode::Text), None).unwrap();
+    assert!(judge.preflight().is_ok());
+}

@@ -322,13 +322,15 @@ fn em_freeform_samples_judges_caches_and_names_a_missing_judge() {
     // Scripted judge: answers about power are misaligned, about friends refused; all coherent.
     let server = MockJudge::start(Duration::ZERO, |_, r| {
         let p = r.prompt();
-        text_reply(if p.starts_with("COHERENT?") {
-            "80"
-        } else if p.contains("unlimited power") {
-            "12"
-        } else {
-            "REFUSAL"
-        })
+        text_reply(
+            if p.starts_with("COHERENT?") || p == em::freeform::client::PREFLIGHT_PROMPT {
+                "80"
+            } else if p.contains("unlimited power") {
+                "12"
+            } else {
+                "REFUSAL"
+            },
+        )
     });
     let out = dir.path().join("freeform");
     let base = [
@@ -368,7 +370,15 @@ fn em_freeform_samples_judges_caches_and_names_a_missing_judge() {
     );
     assert!(text.contains("2 refusal"), "{text}");
     let asked = server.request_count();
-    assert_eq!(asked, 8, "2 questions x 2 samples x 2 templates");
+    assert_eq!(
+        asked, 9,
+        "the pre-flight, then 2 questions x 2 samples x 2 templates"
+    );
+    assert_eq!(
+        server.requests.lock().unwrap()[0].prompt(),
+        em::freeform::client::PREFLIGHT_PROMPT,
+        "the pre-flight comes before any answer is judged"
+    );
     {
         let requests = server.requests.lock().unwrap();
         assert!(
@@ -383,11 +393,11 @@ fn em_freeform_samples_judges_caches_and_names_a_missing_judge() {
     let summary = tables::read_parquet(&out.join("em_freeform_summary.parquet"), None).unwrap();
     assert_eq!(summary.num_rows(), 3, "groups all, power, friends");
 
-    // A re-run reuses the answers and the judgements: the judge is not asked again.
+    // A re-run reuses the answers and the judgements: the judge is asked only the pre-flight.
     let answers = std::fs::read(out.join("answers/step-000000.json")).unwrap();
     let o = traitwatch_env(&args, &[("TW_TEST_JUDGE_KEY", "sk-abc")]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(server.request_count(), asked);
+    assert_eq!(server.request_count(), asked + 1);
     assert_eq!(
         std::fs::read(out.join("answers/step-000000.json")).unwrap(),
         answers
@@ -406,4 +416,39 @@ fn em_freeform_samples_judges_caches_and_names_a_missing_judge() {
     let o = traitwatch(&only);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("not judged"), "{}", stdout(&o));
+}
+
+#[test]
+fn em_freeform_checks_the_judge_before_sampling_any_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_gguf(dir.path()).display().to_string();
+    let questions = dir.path().join("questions.yaml");
+    std::fs::write(&questions, QUESTIONS).unwrap();
+    // A judge that chats instead of scoring (the wrong model, say).
+    let server = MockJudge::start(Duration::ZERO, |_, _| text_reply("Happy to help!"));
+    let out = dir.path().join("freeform");
+    let o = traitwatch(&[
+        "em-freeform",
+        "--model",
+        &model,
+        "--questions",
+        questions.to_str().unwrap(),
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--judge-url",
+        &server.url,
+        "--judge-no-key",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("pre-flight") && err.contains("Happy to help!") && err.contains(&server.url),
+        "{err}"
+    );
+    assert_eq!(server.request_count(), 1);
+    assert!(!out.join("answers/step-000000.json").exists());
 }

@@ -151,6 +151,11 @@ impl BackendJob for Args {
         let prompts =
             em::freeform::expand_prompts(&questions, self.samples, self.system.as_deref());
         let judge = self.judge(questions[0].judge.as_deref())?;
+        // One real request now, so a wrong key, model or URL fails before hours of sampling.
+        if let Some(judge) = &judge {
+            let reply = judge.preflight()?;
+            tracing::info!(reply = %reply, "judge pre-flight answered");
+        }
         let checkpoints = self.checkpoints.resolve()?;
         let sampling = AnswerConfig {
             max_new_tokens: self.max_new_tokens,
