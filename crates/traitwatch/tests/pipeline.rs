@@ -4,6 +4,8 @@
 //! manifest mistakes are named before any compute.
 
 mod common;
+#[path = "../../em/tests/common/mock_judge.rs"]
+mod mock_judge;
 
 use common::{stderr, stdout, tiny_gguf};
 use std::path::{Path, PathBuf};
@@ -437,4 +439,35 @@ fn slurm_scripts_run_on_a_real_cluster() {
     }
     // Every cell ran as its own array task.
     assert_eq!(logs.matches("stages run").count(), 10, "logs:\n{logs}");
+}
+
+#[test]
+fn a_free_form_judge_is_checked_before_any_stage_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A judge that chats instead of scoring: the run must stop before finetuning anything.
+    let server = mock_judge::MockJudge::start(std::time::Duration::ZERO, |_, _| {
+        mock_judge::text_reply("Happy to help!")
+    });
+    let extra = format!(
+        "\n[em.freeform]\nbase_url = \"{}\"\nmodel = \"judge\"\napi_key_env = \"\"\n",
+        server.url
+    );
+    let manifest = tiny_experiment(dir, "[1]", &extra);
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("[em]\n", "[em]\njudge = \"freeform\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let o = traitwatch(&["run", manifest.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("pre-flight") && err.contains("Happy to help!") && err.contains("em.freeform"),
+        "{err}"
+    );
+    assert_eq!(server.request_count(), 1);
+    assert!(
+        !dir.join("runs/finetune").exists(),
+        "a stage ran before the judge was checked"
+    );
 }

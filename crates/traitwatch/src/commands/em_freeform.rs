@@ -143,6 +143,19 @@ impl Args {
     }
 }
 
+impl Args {
+    /// Build the judge these flags name and ask it the pre-flight question (nothing when
+    /// only answers are sampled).
+    pub fn preflight_judge(&self) -> Result<()> {
+        let questions = em::freeform::load_questions(&self.questions)?;
+        if let Some(judge) = self.judge(questions[0].judge.as_deref())? {
+            let reply = judge.preflight()?;
+            tracing::info!(reply = %reply, "judge pre-flight answered");
+        }
+        Ok(())
+    }
+}
+
 impl BackendJob for Args {
     type Output = ();
 

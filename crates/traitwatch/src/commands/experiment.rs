@@ -309,6 +309,7 @@ pub fn run(
         (None, false, true) => Selection::Merge,
         _ => Selection::All,
     };
+    preflight_judge(&plan)?;
     let started = std::time::Instant::now();
     let mut executor = InProcess { backend, precision };
     let report = plan
@@ -327,6 +328,32 @@ pub fn run(
         println!("done in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     }
     Ok(())
+}
+
+/// With the free-form judge, ask it one real question before any stage runs: finetuning
+/// and sampling come hours before the first judged answer, and a wrong key, model or URL
+/// should fail now. Only when a free-form EM stage is still to run; it uses that stage's
+/// own judge flags, so the check is of exactly what the stage will call.
+fn preflight_judge(plan: &Plan) -> Result<()> {
+    let pending = (0..plan.stages.len()).find(|&i| {
+        let stage = &plan.stages[i];
+        stage.kind == StageKind::Em
+            && matches!(stage.args.first(), Some(Arg::Lit(c)) if c == "em-freeform")
+            && !Store::is_complete(&plan.dir(i))
+    });
+    let Some(i) = pending else {
+        return Ok(());
+    };
+    use clap::Parser;
+    let argv = plan.argv(i, &plan.dir(i))?;
+    let parsed = StageCommand::try_parse_from(&argv)
+        .with_context(|| format!("reading the judge settings of {}", plan.stages[i].id()))?;
+    match parsed.command {
+        crate::Command::EmFreeform(args) => args
+            .preflight_judge()
+            .with_context(|| format!("the judge for {} (em.freeform)", plan.stages[i].id())),
+        _ => Ok(()),
+    }
 }
 
 pub fn reproduce(
