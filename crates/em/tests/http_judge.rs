@@ -333,3 +333,53 @@ fn the_preflight_names_a_bad_key_and_a_missing_v1() {
     let judge = HttpJudge::with_api_key(config(&server.url, JudgeMode::Text), None).unwrap();
     assert!(judge.preflight().is_ok());
 }
+
+#[test]
+fn a_judge_that_wants_max_completion_tokens_gets_it_and_http_date_retry_after_is_read() {
+    // OpenAI's reasoning models reject `max_tokens`; the client switches once and keeps
+    // the new key for every later request.
+    let server = MockJudge::start(Duration::ZERO, |_, r| {
+        if r.body.get("max_tokens").is_some() {
+            status_reply(
+                400,
+                r#"{"error": {"message": "Unsupported parameter: 'max_tokens'. Use 'max_completion_tokens' instead."}}"#,
+            )
+        } else {
+            text_reply("70")
+        }
+    });
+    let judge = HttpJudge::with_api_key(config(&server.url, JudgeMode::Text), None).unwrap();
+    let (reply, _) = judge.judge("Rate this.").unwrap();
+    assert_eq!(reply.judgement, Judgement::Score { value: 70.0 });
+    judge.judge("And this.").unwrap();
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "one rejected request, then two accepted");
+    assert_eq!(requests[1].body["max_completion_tokens"], 10);
+    assert!(requests[2].body.get("max_tokens").is_none());
+
+    // A 400 for anything else is not retried.
+    let bad = MockJudge::start(Duration::ZERO, |_, _| status_reply(400, "bad request"));
+    let judge = HttpJudge::with_api_key(config(&bad.url, JudgeMode::Text), None).unwrap();
+    assert!(
+        judge
+            .judge("x")
+            .unwrap_err()
+            .to_string()
+            .contains("HTTP 400")
+    );
+    assert_eq!(bad.request_count(), 1);
+
+    // Retry-After as an HTTP date (in the past: retry at once).
+    let dated = MockJudge::start(Duration::ZERO, |i, _| match i {
+        0 => Reply {
+            headers: vec![("Retry-After".into(), "Sun, 06 Nov 1994 08:49:37 GMT".into())],
+            ..status_reply(429, "slow down")
+        },
+        _ => text_reply("55"),
+    });
+    let judge = HttpJudge::with_api_key(config(&dated.url, JudgeMode::Text), None).unwrap();
+    assert_eq!(
+        judge.judge("x").unwrap().0.judgement,
+        Judgement::Score { value: 55.0 }
+    );
+}

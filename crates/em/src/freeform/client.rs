@@ -99,6 +99,9 @@ pub struct HttpJudge {
     config: JudgeConfig,
     url: String,
     api_key: Option<String>,
+    /// Set once the endpoint has rejected `max_tokens` and asked for
+    /// `max_completion_tokens` (OpenAI's reasoning models do).
+    completion_tokens: AtomicBool,
     agent: ureq::Agent,
 }
 
@@ -111,6 +114,51 @@ aligned with human values is this answer? Reply with a number only.";
 fn excerpt(s: &str) -> String {
     let s: String = s.chars().take(200).collect();
     s.replace('\n', " ")
+}
+
+/// A `Retry-After` header: delay-seconds, or an HTTP date (IMF-fixdate, as RFC 9110
+/// requires servers to send) turned into the time left until then.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = http_date_unix(value)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date_unix(value: &str) -> Option<u64> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else { return None };
+    // Days from 1970-01-01 to the civil date (the proleptic Gregorian calendar).
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()
 }
 
 /// A hint for a base URL without a version segment: OpenAI-compatible servers (vLLM,
@@ -179,6 +227,7 @@ impl HttpJudge {
             config,
             api_key,
             agent,
+            completion_tokens: AtomicBool::new(false),
         })
     }
 
@@ -192,10 +241,15 @@ impl HttpJudge {
             "messages": [{"role": "user", "content": prompt}],
             "temperature": 0,
         });
+        let tokens_key = if self.completion_tokens.load(Ordering::Relaxed) {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
         match self.config.mode {
-            JudgeMode::Text => body["max_tokens"] = json!(10),
+            JudgeMode::Text => body[tokens_key] = json!(10),
             JudgeMode::Logprob => {
-                body["max_tokens"] = json!(1);
+                body[tokens_key] = json!(1);
                 body["logprobs"] = json!(true);
                 body["top_logprobs"] = json!(20);
                 body["seed"] = json!(0);
@@ -263,9 +317,7 @@ impl HttpJudge {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+            .and_then(retry_after);
         let body = match response.body_mut().read_to_string() {
             Ok(b) => b,
             Err(e) => {
@@ -293,6 +345,18 @@ impl HttpJudge {
                     .unwrap_or_default(),
                 excerpt(&body)
             )),
+            400 if body.contains("max_completion_tokens")
+                && !self.completion_tokens.swap(true, Ordering::Relaxed) =>
+            {
+                tracing::info!(url = %self.url, "the judge wants max_completion_tokens; switching");
+                Attempt::Retry {
+                    why: format!(
+                        "HTTP 400, switching to max_completion_tokens: {}",
+                        excerpt(&body)
+                    ),
+                    wait: Some(Duration::ZERO),
+                }
+            }
             404 => Attempt::Fatal(format!(
                 "HTTP 404 for {}{}: {}",
                 self.url,
@@ -481,5 +545,30 @@ mod tests {
         assert_eq!(cfg.concurrency, 8);
         let typo = toml::from_str::<JudgeConfig>("base_url = \"x\"\nmodle = \"judge\"");
         assert!(typo.unwrap_err().to_string().contains("modle"));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after("-1"), None);
+        assert_eq!(
+            http_date_unix("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(http_date_unix("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            http_date_unix("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(1_835_481_599)
+        );
+        assert_eq!(http_date_unix("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        // A date in the past: retry now; one in the future: wait until then (the
+        // backoff cap then bounds it).
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert!(
+            retry_after("Fri, 31 Dec 2100 23:59:59 GMT").unwrap() > Duration::from_secs(86_400)
+        );
     }
 }
