@@ -247,6 +247,7 @@ impl BackendJob for Args {
                         Some(&pb),
                     )?;
                     pb.finish_and_clear();
+                    em::freeform::check_scoreable(&j, *step)?;
                     j
                 }
                 None => Vec::new(),
