@@ -161,10 +161,21 @@ pub fn run(args: Args) -> Result<()> {
             .iter()
             .map(|c| c.perturbation.as_str())
             .collect();
+        let needed: Vec<&str> = if args.held_out_types {
+            CALIBRATION.iter().chain(&HELD_OUT).copied().collect()
+        } else {
+            CALIBRATION.to_vec()
+        };
+        let missing: Vec<&str> = needed.into_iter().filter(|p| !found.contains(p)).collect();
         bail!(
             "no fold for `{split}`: the results need labelled checkpoints of the training and \
-             the held-out perturbations of the same model (found perturbations: {})",
-            found.into_iter().collect::<Vec<_>>().join(", ")
+             the held-out perturbations of the same model (found: {}; missing: {}). A \
+             checkpoint counts once it has drift and an EM label: `just reproduce all` (or \
+             `traitwatch run <manifest> --targets all`) labels every run, where `just \
+             reproduce fig1` labels only bad_medical; `traitwatch em --run <run dir>` labels \
+             one run",
+            found.into_iter().collect::<Vec<_>>().join(", "),
+            missing.join(", ")
         );
     }
     let settings = EvalSettings {

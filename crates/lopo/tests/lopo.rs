@@ -382,4 +382,18 @@ fn bad_requests_name_the_problem() {
     let empty = tempfile::tempdir().unwrap();
     let e = err(&["--results", empty.path().to_str().unwrap(), "--all"]);
     assert!(e.contains("traitwatch drift"), "{e}");
+
+    // What `just reproduce fig1` leaves: only bad_medical has EM labels. The error names
+    // what is missing and the command that labels it.
+    for run in std::fs::read_dir(dir.path().join("runs")).unwrap() {
+        let run = run.unwrap().path();
+        if !run.to_string_lossy().contains("bad_medical") {
+            std::fs::remove_file(run.join("em_freeform_summary.parquet")).unwrap();
+        }
+    }
+    let e = err(&["--results", results, "--held-out", "bad_medical"]);
+    assert!(
+        e.contains("missing: insecure_code, gsm8k, jailbroken") && e.contains("just reproduce all"),
+        "{e}"
+    );
 }
