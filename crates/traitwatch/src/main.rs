@@ -22,7 +22,13 @@ static ALLOC: llm::alloc::MiMalloc = llm::alloc::MiMalloc;
     version,
     about = "Catch emergent misalignment from a model's activations while it is finetuned.",
     after_help = "Models: a preset (smollm2-135m, installed by `just setup`), a .gguf file, or an HF \
-                  directory with config.json, *.safetensors and tokenizer.json."
+                  directory with config.json, *.safetensors and tokenizer.json.\n\n\
+                  Environment:\n  \
+                  TRAITWATCH_CACHE          where installed models live (<cache>/models; default: the checkout's .cache)\n  \
+                  TRAITWATCH_FONT           a .ttf file for figure text (default: common system fonts)\n  \
+                  TRAITWATCH_JUDGE_URL      the free-form judge's base URL (em-freeform --judge-url)\n  \
+                  TRAITWATCH_JUDGE_THREADS  threads of the paired-choice judge (default: the cores on CPU)\n  \
+                  RUST_LOG                  log filter, overriding -v/-q"
 )]
 struct Cli {
     /// Compute backend (GPU backends must be compiled in with the cargo feature of that name).
