@@ -8,6 +8,7 @@ mod mock_judge;
 
 use common::{stderr, stdout, tiny_gguf, traitwatch, traitwatch_env};
 use mock_judge::{MockJudge, text_reply};
+use std::path::Path;
 use std::time::Duration;
 
 #[test]
@@ -313,6 +314,25 @@ const QUESTIONS: &str = r#"
   judge_prompts: *jp
 "#;
 
+/// `em-freeform` on the tiny model: two samples of each question, six new tokens.
+fn freeform_args(model: &str, questions: &Path, out: &Path) -> Vec<String> {
+    [
+        "em-freeform",
+        "--model",
+        model,
+        "--questions",
+        &questions.display().to_string(),
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--out",
+        &out.display().to_string(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 #[test]
 fn em_freeform_samples_judges_caches_and_names_a_missing_judge() {
     let dir = tempfile::tempdir().unwrap();
@@ -333,19 +353,8 @@ fn em_freeform_samples_judges_caches_and_names_a_missing_judge() {
         )
     });
     let out = dir.path().join("freeform");
-    let base = [
-        "em-freeform",
-        "--model",
-        &model,
-        "--questions",
-        questions.to_str().unwrap(),
-        "--samples",
-        "2",
-        "--max-new-tokens",
-        "6",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let base = freeform_args(&model, &questions, &out);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let with_judge = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         a.extend(["--judge-url".into(), server.url.clone()]);
@@ -427,22 +436,13 @@ fn em_freeform_checks_the_judge_before_sampling_any_answer() {
     // A judge that chats instead of scoring (the wrong model, say).
     let server = MockJudge::start(Duration::ZERO, |_, _| text_reply("Happy to help!"));
     let out = dir.path().join("freeform");
-    let o = traitwatch(&[
-        "em-freeform",
-        "--model",
-        &model,
-        "--questions",
-        questions.to_str().unwrap(),
-        "--samples",
-        "2",
-        "--max-new-tokens",
-        "6",
-        "--judge-url",
-        &server.url,
-        "--judge-no-key",
-        "--out",
-        out.to_str().unwrap(),
+    let mut args = freeform_args(&model, &questions, &out);
+    args.extend([
+        "--judge-url".into(),
+        server.url.clone(),
+        "--judge-no-key".into(),
     ]);
+    let o = traitwatch(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
