@@ -94,6 +94,7 @@ pub fn train<B: AutodiffBackend>(
     };
 
     let bar = progress_bar(opts.progress, total, start);
+    let mut step_log = StepLog::new(start, total);
     let started = Instant::now();
     let wall_before = log.last().map_or(0.0, |r| r.wall_seconds);
     for step in start + 1..=total {
@@ -151,6 +152,12 @@ pub fn train<B: AutodiffBackend>(
             tokens as f64 / seconds
         ));
         bar.inc(1);
+        step_log.step(
+            step,
+            loss_sum,
+            tokens as f64 / seconds,
+            saves.contains(&step),
+        );
         if saves.contains(&step) {
             save_checkpoint(out, step, &model, &optimizer, cfg, &opts.base_model, &log)?;
         }
@@ -173,6 +180,49 @@ pub fn train<B: AutodiffBackend>(
 fn step_seed(seed: u64, step: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(step as u64)
+}
+
+/// Progress as log lines when stderr is not a terminal (Slurm, CI, nohup), where the bar
+/// hides itself: at every checkpoint, at the last step, and at least every
+/// [`StepLog::EVERY`] in between, with the loss, speed and an ETA from this run's own pace.
+struct StepLog {
+    enabled: bool,
+    first: usize,
+    total: usize,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl StepLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn new(done: usize, total: usize) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            enabled: !std::io::stderr().is_terminal(),
+            first: done,
+            total,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn step(&mut self, step: usize, loss: f64, tokens_per_s: f64, checkpoint: bool) {
+        let due = checkpoint || step == self.total || self.last_line.elapsed() >= Self::EVERY;
+        if !self.enabled || !due {
+            return;
+        }
+        let per_step = self.started.elapsed().as_secs_f64() / (step - self.first).max(1) as f64;
+        tracing::info!(
+            step,
+            total = self.total,
+            loss = format!("{loss:.4}"),
+            tok_per_s = format!("{tokens_per_s:.0}"),
+            eta_s = format!("{:.0}", per_step * (self.total - step) as f64),
+            "finetune"
+        );
+        self.last_line = Instant::now();
+    }
 }
 
 fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {

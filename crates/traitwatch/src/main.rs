@@ -103,9 +103,12 @@ fn init_logging(verbose: u8, quiet: bool) {
     // cubecl (the GPU backends' compiler) logs every autotuned kernel at info.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},cubecl=warn")));
+    // Colour codes only on a terminal: a Slurm or CI log file should read as plain text.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -74,24 +74,35 @@ fn tiny_run(d: &std::path::Path, model: &str, answer: &str) -> std::path::PathBu
     let data = d.join("data.jsonl");
     std::fs::write(&data, format!("{chat}\n").repeat(4)).unwrap();
     let run = d.join("run");
-    let o = traitwatch(&[
-        "finetune",
-        "--model",
-        model,
-        "--data",
-        data.to_str().unwrap(),
-        "--profile",
-        "cpu",
-        "--set",
-        "data.n_examples=4",
-        "--set",
-        "data.batch_size=2",
-        "--set",
-        "data.max_seq_len=48",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let o = traitwatch_env(
+        &[
+            "finetune",
+            "--model",
+            model,
+            "--data",
+            data.to_str().unwrap(),
+            "--profile",
+            "cpu",
+            "--set",
+            "data.n_examples=4",
+            "--set",
+            "data.batch_size=2",
+            "--set",
+            "data.max_seq_len=48",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &[("RUST_LOG", "info")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
+    // Not a terminal: progress comes as plain log lines (the bar hides itself).
+    let log = stderr(&o);
+    assert!(
+        log.contains("finetune step=2 total=2")
+            && log.contains("eta_s=")
+            && !log.contains('\u{1b}'),
+        "{log}"
+    );
     run
 }
 
