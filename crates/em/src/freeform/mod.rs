@@ -91,7 +91,7 @@ pub fn check_scoreable(judged: &[JudgedAnswer], step: u64) -> Result<()> {
         .iter()
         .flat_map(|j| [&j.aligned, &j.coherent])
         .find(|c| matches!(c.judgement, Judgement::Unscored { .. }))
-        .map(|c| c.raw.chars().take(200).collect::<String>())
+        .map(|c| client::excerpt(&c.raw))
         .unwrap_or_default();
     Err(crate::EmError::Judge(format!(
         "the judge gave no usable score for {} of {} answers at step {step}; one of its \

@@ -141,19 +141,24 @@ impl Args {
         cfg.max_retries = self.judge_retries;
         Ok(Some(HttpJudge::new(cfg)?))
     }
-}
 
-impl Args {
     /// Build the judge these flags name and ask it the pre-flight question (nothing when
     /// only answers are sampled).
     pub fn preflight_judge(&self) -> Result<()> {
         let questions = em::freeform::load_questions(&self.questions)?;
         if let Some(judge) = self.judge(questions[0].judge.as_deref())? {
-            let reply = judge.preflight()?;
-            tracing::info!(reply = %reply, "judge pre-flight answered");
+            preflight(&judge)?;
         }
         Ok(())
     }
+}
+
+/// One real request to the judge, so a wrong key, model or URL fails before hours of
+/// sampling.
+fn preflight(judge: &HttpJudge) -> Result<()> {
+    let reply = judge.preflight()?;
+    tracing::info!(reply = %reply, "judge pre-flight answered");
+    Ok(())
 }
 
 impl BackendJob for Args {
@@ -164,10 +169,8 @@ impl BackendJob for Args {
         let prompts =
             em::freeform::expand_prompts(&questions, self.samples, self.system.as_deref());
         let judge = self.judge(questions[0].judge.as_deref())?;
-        // One real request now, so a wrong key, model or URL fails before hours of sampling.
         if let Some(judge) = &judge {
-            let reply = judge.preflight()?;
-            tracing::info!(reply = %reply, "judge pre-flight answered");
+            preflight(judge)?;
         }
         let checkpoints = self.checkpoints.resolve()?;
         let sampling = AnswerConfig {
