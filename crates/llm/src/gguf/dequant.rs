@@ -13,7 +13,10 @@
 //! | Q4_K | 256 | 144 | d, dmin:f16, scales[12] (8 × 6-bit scale+min), qs[128] |
 //! | Q5_K | 256 | 176 | d, dmin:f16, scales[12], qh[32], qs[128] |
 //! | Q6_K | 256 | 210 | ql[128], qh[64], scales:i8[16], d:f16 |
+//!
+//! Q2_K and Q3_K live in [`super::dequant_k`].
 
+use super::dequant_k::{q2_k, q3_k};
 use super::types::{GgmlType, QK_K};
 use half::{bf16, f16};
 
@@ -50,6 +53,8 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) -> bool {
         GgmlType::Q5_0 => blocks.for_each(|b| q5_0(b, out)),
         GgmlType::Q5_1 => blocks.for_each(|b| q5_1(b, out)),
         GgmlType::Q8_0 => blocks.for_each(|b| q8_0(b, out)),
+        GgmlType::Q2_K => blocks.for_each(|b| q2_k(b, out)),
+        GgmlType::Q3_K => blocks.for_each(|b| q3_k(b, out)),
         GgmlType::Q4_K => blocks.for_each(|b| q4_k(b, out)),
         GgmlType::Q5_K => blocks.for_each(|b| q5_k(b, out)),
         GgmlType::Q6_K => blocks.for_each(|b| q6_k(b, out)),
@@ -365,7 +370,7 @@ mod tests {
     #[test]
     fn unsupported_type_appends_nothing() {
         let mut out = Vec::new();
-        assert!(!dequantize_into(GgmlType::Q2_K, &[0u8; 84], &mut out));
+        assert!(!dequantize_into(GgmlType::IQ2_S, &[0u8; 82], &mut out));
         assert!(out.is_empty());
     }
 }

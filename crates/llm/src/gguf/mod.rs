@@ -8,6 +8,7 @@
 //! returns them row-major (slowest first), which for a linear layer is HF's `[out, in]`.
 
 mod dequant;
+mod dequant_k;
 mod metadata;
 mod names;
 mod reader;
