@@ -7,7 +7,8 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// Random forest regressor; defaults are the paper's (100 trees, depth 5, 5 per leaf,
-/// bootstrap, all features per split, seed 42).
+/// bootstrap, all features per split, seed 42). As in scikit-learn, a leaf's size counts
+/// the distinct training rows in it, not their bootstrap draws.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ForestParams {
     pub n_trees: usize,

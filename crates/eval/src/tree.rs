@@ -99,7 +99,8 @@ impl Builder<'_> {
         let node = self.nodes.len();
         self.nodes.push(Node::Leaf(mean(self.y, idx)));
         let leaf = self.params.min_samples_leaf.max(1);
-        if depth >= self.params.max_depth || idx.len() < 2 * leaf {
+        // Distinct rows, not draws, decide whether a node may split (see `best_split`).
+        if depth >= self.params.max_depth || distinct_rows(idx) < 2 * leaf {
             return node;
         }
         let Some((feature, threshold)) = self.best_split(idx, leaf, rng) else {
@@ -144,15 +145,26 @@ impl Builder<'_> {
         let parent_sse = total_sq - total * total / n;
         let mut best: Option<(f64, usize, f64)> = None;
         let mut order = idx.to_vec();
+        let distinct = distinct_rows(idx);
         for &f in &features {
-            order.sort_by(|&a, &b| self.x[a][f].total_cmp(&self.x[b][f]));
-            let (mut sum_l, mut sq_l) = (0.0, 0.0);
+            // Copies of a row sort next to each other (row index breaks ties), so a row
+            // counts as new on the left exactly where its first copy joins.
+            order.sort_by(|&a, &b| self.x[a][f].total_cmp(&self.x[b][f]).then(a.cmp(&b)));
+            let (mut sum_l, mut sq_l, mut distinct_l) = (0.0, 0.0, 0);
             for k in 1..order.len() {
-                let yv = self.y[order[k - 1]];
+                let row = order[k - 1];
+                let yv = self.y[row];
                 sum_l += yv;
                 sq_l += yv * yv;
-                let (lo, hi) = (self.x[order[k - 1]][f], self.x[order[k]][f]);
-                if k < leaf || order.len() - k < leaf || lo >= hi {
+                if k == 1 || order[k - 2] != row {
+                    distinct_l += 1;
+                }
+                let (lo, hi) = (self.x[row][f], self.x[order[k]][f]);
+                // min_samples_leaf counts distinct rows on each side, as scikit-learn does:
+                // its forest passes a bootstrap as per-row counts (sample weights), and its
+                // leaf-size rule counts rows with a non-zero weight, not their weight. Sums
+                // still count every draw, so leaf means and errors are the weighted ones.
+                if distinct_l < leaf || distinct - distinct_l < leaf || lo >= hi {
                     continue;
                 }
                 let (nl, nr) = (k as f64, n - k as f64);
@@ -166,6 +178,14 @@ impl Builder<'_> {
         best.filter(|(sse, _, _)| *sse < parent_sse)
             .map(|(_, f, t)| (f, t))
     }
+}
+
+/// How many different rows `idx` holds (a bootstrap repeats some).
+fn distinct_rows(idx: &[usize]) -> usize {
+    let mut rows = idx.to_vec();
+    rows.sort_unstable();
+    rows.dedup();
+    rows.len()
 }
 
 /// `n` row indices drawn with replacement.
@@ -196,6 +216,31 @@ mod tests {
         assert_eq!(t.depth(), 1, "one split explains everything");
         assert_eq!(t.predict(&[3.4, 0.0]), 1.0);
         assert_eq!(t.predict(&[3.6, 0.0]), 5.0);
+    }
+
+    #[test]
+    fn leaf_size_counts_distinct_rows_of_a_bootstrap() {
+        // Row 0 drawn five times, rows 1..9 once. Counting draws, a leaf of row 0's five
+        // copies alone would be allowed (and is the best first split); counting distinct rows
+        // (scikit-learn's rule for a forest's bootstrap counts), the only legal split is
+        // 5 | 5 distinct rows, and the left leaf averages all nine draws in it.
+        let x: Vec<Vec<f64>> = (0..10).map(|i| vec![i as f64]).collect();
+        let y: Vec<f64> = (0..10)
+            .map(|i| if i == 0 { -20.0 } else { i as f64 })
+            .collect();
+        let idx: Vec<usize> = [0, 0, 0, 0, 0].into_iter().chain(1..10).collect();
+        let mut rng = StdRng::seed_from_u64(0);
+        let t = RegressionTree::fit(&x, &y, &idx, params(1, 5), &mut rng);
+        assert_eq!(
+            t.predict(&[0.0]),
+            (5.0 * -20.0 + 1.0 + 2.0 + 3.0 + 4.0) / 9.0
+        );
+        assert_eq!(t.predict(&[4.4]), t.predict(&[0.0]));
+        assert_eq!(t.predict(&[4.6]), 7.0);
+        // Nine draws but four distinct rows: too few to split into two leaves of two.
+        let few = [0, 0, 0, 1, 1, 2, 2, 3, 3];
+        let t = RegressionTree::fit(&x, &y, &few, params(3, 3), &mut rng);
+        assert_eq!(t.depth(), 0);
     }
 
     #[test]
