@@ -12,14 +12,17 @@ use serde::{Deserialize, Serialize};
 pub enum Reduction {
     /// Top-k principal components of the centred training rows.
     Pca(usize),
-    /// k-component partial least squares of the training targets (PLS1, NIPALS).
+    /// k-component partial least squares of the training targets (PLS1, NIPALS), on rows
+    /// and targets standardised as scikit-learn's `PLSRegression` does by default.
     Pls(usize),
 }
 
-/// A fitted linear map: `(x - mean) · rotation`, `rotation` d x k.
+/// A fitted linear map: `((x - mean) / scale) · rotation`, `rotation` d x k (scale 1 for
+/// PCA).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
     mean: DVector<f64>,
+    scale: DVector<f64>,
     rotation: DMatrix<f64>,
 }
 
@@ -64,10 +67,22 @@ impl Projection {
                 rotation[(j, c)] = sign * row[j];
             }
         }
-        Ok(Self { mean, rotation })
+        let scale = DVector::from_element(d, 1.0);
+        Ok(Self {
+            mean,
+            scale,
+            rotation,
+        })
     }
 
-    /// PLS1 by NIPALS on centred rows and targets; stops early when the rows are exhausted.
+    /// PLS1 by NIPALS on standardised rows and targets; stops early when the rows are
+    /// exhausted.
+    ///
+    /// Like scikit-learn's `PLSRegression(scale=True)`, the default the paper used, each
+    /// column is centred and divided by its sample (n - 1) standard deviation, a constant
+    /// column by 1: without it the first weight follows whichever features have the largest
+    /// raw variance. The target is standardised too; that only rescales `X^T y` and the
+    /// target's deflation, so the weights and scores are those of the unscaled target.
     pub fn pls(rows: &[Vec<f64>], targets: &[f64], k: usize) -> Result<Self> {
         let (mut x, mean) = centred(rows)?;
         if targets.len() != x.nrows() {
@@ -77,8 +92,18 @@ impl Projection {
                 targets.len()
             )));
         }
+        let scale = DVector::from_iterator(
+            x.ncols(),
+            x.column_iter()
+                .map(|c| sample_sd(c.norm_squared(), c.len())),
+        );
+        for (j, mut col) in x.column_iter_mut().enumerate() {
+            col /= scale[j];
+        }
         let y_mean = targets.iter().sum::<f64>() / targets.len() as f64;
         let mut y = DVector::from_iterator(targets.len(), targets.iter().map(|v| v - y_mean));
+        let y_sd = sample_sd(y.norm_squared(), y.len());
+        y /= y_sd;
         let d = x.ncols();
         let (mut w_cols, mut p_cols) = (Vec::new(), Vec::new());
         for _ in 0..k {
@@ -112,13 +137,25 @@ impl Projection {
             let r = w * inv;
             rotation.view_mut((0, 0), (d, a)).copy_from(&r);
         }
-        Ok(Self { mean, rotation })
+        Ok(Self {
+            mean,
+            scale,
+            rotation,
+        })
     }
 
     pub fn apply(&self, row: &[f64]) -> Vec<f64> {
-        let x = DVector::from_iterator(row.len(), row.iter().copied()) - &self.mean;
+        let x = (DVector::from_iterator(row.len(), row.iter().copied()) - &self.mean)
+            .component_div(&self.scale);
         (self.rotation.transpose() * x).iter().copied().collect()
     }
+}
+
+/// Sample standard deviation (n - 1) of a centred column of `n` values whose squares sum
+/// to `sum_sq`; 1 for a constant column (or a single row), which then stays as it is.
+fn sample_sd(sum_sq: f64, n: usize) -> f64 {
+    let sd = (sum_sq / n.saturating_sub(1).max(1) as f64).sqrt();
+    if sd > 0.0 { sd } else { 1.0 }
 }
 
 #[cfg(test)]
