@@ -2,7 +2,7 @@
 //! over models, with cluster-bootstrap intervals over whole runs.
 
 use crate::Result;
-use crate::bootstrap::{cluster_bootstrap, cluster_ids};
+use crate::bootstrap::{BootstrapInterval, cluster_bootstrap, cluster_ids};
 use crate::dataset::MonitorData;
 use crate::folds::Fold;
 use crate::metrics::{Metrics, metrics};
@@ -24,6 +24,10 @@ pub struct Cell {
     pub fnr_ci: Interval,
     pub fpr_ci: Interval,
     pub auroc_ci: Interval,
+    /// Bootstrap resamples left out of an interval because the metric had no value on them
+    /// (no positive drawn: FNR and AUROC; no negative: FPR and AUROC), the most over the
+    /// three intervals, out of [`EvalSettings::resamples`]; 0 without intervals.
+    pub bootstrap_dropped: usize,
 }
 
 /// One out-of-fold prediction with what it was made by.
@@ -116,9 +120,12 @@ fn cell(data: &MonitorData, preds: &[Prediction], s: EvalSettings, names: [&str;
     let m = metrics(&scores, &labels, alarm_at);
     let runs: Vec<_> = preds.iter().map(|p| cps[p.checkpoint].run()).collect();
     let clusters = cluster_ids(&runs);
-    let ci = |f: fn(&Metrics) -> Option<f64>| -> Interval {
+    let ci = |f: fn(&Metrics) -> Option<f64>| -> BootstrapInterval {
         if s.resamples == 0 {
-            return None;
+            return BootstrapInterval {
+                interval: None,
+                dropped: 0,
+            };
         }
         cluster_bootstrap(&clusters, s.resamples, s.seed, |idx| {
             let sc: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
@@ -126,15 +133,17 @@ fn cell(data: &MonitorData, preds: &[Prediction], s: EvalSettings, names: [&str;
             f(&metrics(&sc, &lb, alarm_at))
         })
     };
+    let (fnr, fpr, auroc) = (ci(|m| m.fnr), ci(|m| m.fpr), ci(|m| m.auroc));
     Cell {
         scope: names[0].to_string(),
         held_out: names[1].to_string(),
         feature_set: names[2].to_string(),
         regressor: names[3].to_string(),
         n: preds.len(),
-        fnr_ci: ci(|m| m.fnr),
-        fpr_ci: ci(|m| m.fpr),
-        auroc_ci: ci(|m| m.auroc),
+        fnr_ci: fnr.interval,
+        fpr_ci: fpr.interval,
+        auroc_ci: auroc.interval,
+        bootstrap_dropped: fnr.dropped.max(fpr.dropped).max(auroc.dropped),
         metrics: m,
     }
 }

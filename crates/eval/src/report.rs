@@ -119,6 +119,10 @@ pub fn write_metrics(
         ("auroc", m(|c| c.metrics.auroc)),
         ("auroc_low", lo(|c| c.auroc_ci)),
         ("auroc_high", hi(|c| c.auroc_ci)),
+        (
+            "bootstrap_dropped",
+            uints(cells.iter().map(|c| c.bootstrap_dropped as u64)),
+        ),
     ];
     write(path, columns, METRICS_TABLE, meta)
 }
@@ -288,7 +292,28 @@ pub fn markdown(cells: &[Cell]) -> String {
     for row in table_rows(cells) {
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }
+    out.push_str(&dropped_note(cells));
     out
+}
+
+/// A line under the table when some interval left out bootstrap resamples (a resample
+/// drawing no positive or no negative run has no FNR, FPR or AUROC): such an interval
+/// describes only the resamples that held both classes, which a reader should know.
+fn dropped_note(cells: &[Cell]) -> String {
+    let hit: Vec<usize> = cells
+        .iter()
+        .map(|c| c.bootstrap_dropped)
+        .filter(|&d| d > 0)
+        .collect();
+    match hit.iter().max() {
+        None => String::new(),
+        Some(most) => format!(
+            "\nBootstrap: the intervals of {} of {} rows left out resamples on which the metric \
+             was undefined (at most {most}; column `bootstrap_dropped` of `monitor_metrics`).\n",
+            hit.len(),
+            cells.len()
+        ),
+    }
 }
 
 /// A LaTeX tabular (booktabs; see [`table_rows`]).
@@ -328,6 +353,7 @@ mod tests {
             fnr_ci: None,
             fpr_ci: None,
             auroc_ci: None,
+            bootstrap_dropped: 0,
         }
     }
 
@@ -350,6 +376,15 @@ mod tests {
                 "| m | bad_medical | alignment | ridge | 4 (2/2) | 0.0 | 0.0 | 1.000 | 1.000 |"
             ),
             "{md}"
+        );
+        assert!(!md.contains("Bootstrap:"), "nothing dropped, no note: {md}");
+        let mut dropped = cells.clone();
+        dropped[0].bootstrap_dropped = 37;
+        assert!(
+            markdown(&dropped).contains("intervals of 1 of 3 rows left out resamples")
+                && markdown(&dropped).contains("at most 37"),
+            "{}",
+            markdown(&dropped)
         );
         let tex = latex(&cells);
         assert!(

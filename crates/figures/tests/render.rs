@@ -201,6 +201,7 @@ fn cell(scope: &str, held_out: &str, fs: &str, reg: &str, k: usize) -> eval::Cel
         fnr_ci: Some((0.0, 0.4)),
         fpr_ci: Some((0.0, 0.3)),
         auroc_ci: Some((0.8, 1.0)),
+        bootstrap_dropped: 0,
     }
 }
 
