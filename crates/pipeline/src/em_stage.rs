@@ -6,7 +6,7 @@
 use crate::Result;
 use crate::manifest::{JudgeKind, Loaded};
 use crate::plan::Arg;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The paired-choice stage for the base model `source` (reported as step 0, perturbation
 /// `base`), or None when the judge has no such stage (the free-form judge scores step 0
@@ -17,7 +17,7 @@ pub(crate) fn base_args(loaded: &Loaded, source: &str, model: &str) -> Option<Ve
         return None;
     }
     let lit = |s: &str| Arg::Lit(s.to_string());
-    let mut a = vec![lit("em"), lit("--model"), lit(source)];
+    let mut a = vec![lit("em"), lit("--model"), Arg::model(source)];
     a.extend(paired_choice_items(loaded));
     if m.em.controls.is_some() {
         // The base model's stage prints the controls and whether tau is valid for them.
@@ -35,16 +35,22 @@ pub(crate) fn files(loaded: &Loaded) -> Vec<PathBuf> {
     files.extend(m.em.controls.clone());
     if m.em.trait_items && m.em.judge == JudgeKind::PairedChoice {
         files.push(m.traits.bank.clone());
-        files.extend(trait_item_files());
+        files.extend(trait_item_files(&loaded.root));
     }
     files
 }
 
-/// The `.jsonl` files under [`TRAIT_ITEMS`], sorted; empty when it cannot be read
+/// The `.jsonl` files under [`TRAIT_ITEMS`] of the project `root`, sorted, as paths
+/// relative to the root (the form stage hashes record); empty when it cannot be read
 /// (manifest validation refuses `trait_items` then).
-pub(crate) fn trait_item_files() -> Vec<PathBuf> {
-    let mut items: Vec<PathBuf> = std::fs::read_dir(TRAIT_ITEMS)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+pub(crate) fn trait_item_files(root: &Path) -> Vec<PathBuf> {
+    let dir = crate::home::resolve(root, Path::new(TRAIT_ITEMS));
+    let mut items: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| Path::new(TRAIT_ITEMS).join(e.file_name()))
+                .collect()
+        })
         .unwrap_or_default();
     items.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
     items.sort();
@@ -59,15 +65,12 @@ pub(crate) const TRAIT_ITEMS: &str = "data/em/traits";
 fn paired_choice_items(loaded: &Loaded) -> Vec<Arg> {
     let m = &loaded.manifest;
     let lit = |s: &str| Arg::Lit(s.to_string());
-    let mut a = vec![lit("--items"), lit(&m.em.items.display().to_string())];
+    let mut a = vec![lit("--items"), Arg::Data(m.em.items.clone())];
     if let Some(controls) = &m.em.controls {
-        a.extend([lit("--controls"), lit(&controls.display().to_string())]);
+        a.extend([lit("--controls"), Arg::Data(controls.clone())]);
     }
     if m.em.trait_items {
-        a.extend([
-            lit("--trait-bank"),
-            lit(&m.traits.bank.display().to_string()),
-        ]);
+        a.extend([lit("--trait-bank"), Arg::Data(m.traits.bank.clone())]);
     } else {
         a.push(lit("--no-traits"));
     }

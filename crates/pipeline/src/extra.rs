@@ -129,11 +129,8 @@ impl Loaded {
                         ),
                     ));
                 }
-                if is_file && !std::path::Path::new(pert).exists() {
-                    return Err(self.invalid(
-                        &key("perturbations"),
-                        format!("dataset file `{pert}` does not exist"),
-                    ));
+                if is_file {
+                    self.existing(&key("perturbations"), std::path::Path::new(pert))?;
                 }
                 let label = group.label(pert);
                 if split.contains(&label) {

@@ -3,6 +3,7 @@
 //! and exports the plan to Slurm.
 //!
 //! - [`manifest`]: the schema, includes/overrides, validation with file:line errors.
+//! - [`home`]: the project root and the one resolver of a manifest's relative paths.
 //! - [`plan`]: stages (traits, finetune, drift, em, pca, ...) per model and cell, each a
 //!   `traitwatch` command with its inputs, its hash and its artifact directory; what each
 //!   figure needs.
@@ -16,6 +17,8 @@
 
 mod em_stage;
 pub mod extra;
+pub mod home;
+mod identity;
 pub mod locate;
 pub mod manifest;
 pub mod plan;
@@ -24,7 +27,7 @@ pub mod slurm;
 pub mod store;
 
 pub use locate::Location;
-pub use manifest::{Loaded, Manifest, load};
+pub use manifest::{Loaded, Manifest, load, load_in};
 pub use plan::{Arg, Plan, Stage, StageKind, Target};
 pub use store::Store;
 

@@ -48,6 +48,9 @@ pub struct Manifest {
     /// Runs outside the split (full finetuning, long runs, an anchor): see `extra`.
     #[serde(default)]
     pub extra_runs: Vec<crate::extra::ExtraRuns>,
+    /// Cluster settings for `traitwatch slurm` (its flags override them).
+    #[serde(default)]
+    pub slurm: crate::slurm::SlurmSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,39 +270,11 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Its sources, the user's file last, with their texts (for locating keys).
     pub sources: Sources,
+    /// The project root the manifest's relative paths resolve against (`home`).
+    pub root: PathBuf,
 }
 
 impl Loaded {
-    /// Where `[experiment] results` point (default `results/<name>`).
-    pub fn results_dir(&self) -> PathBuf {
-        let e = &self.manifest.experiment;
-        e.results
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("results").join(&e.name))
-    }
-
-    pub fn figures_dir(&self) -> PathBuf {
-        let e = &self.manifest.experiment;
-        e.figures
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("figures").join(&e.name))
-    }
-
-    /// Models whose source is a path that does not exist (yet): `plan` lists them, `run`
-    /// refuses to start.
-    pub fn missing_models(&self) -> Vec<(String, String)> {
-        self.manifest
-            .models
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| {
-                let looks_like_path = m.source.contains('/') || m.source.ends_with(".gguf");
-                looks_like_path && !Path::new(&m.source).exists()
-            })
-            .map(|(i, m)| (format!("models.{i}.source"), m.source.clone()))
-            .collect()
-    }
-
     /// An error about `key` (a dotted path), located at the file and line that set it.
     pub fn invalid(&self, key: &str, message: impl Into<String>) -> PipelineError {
         PipelineError::Invalid {
@@ -310,8 +285,18 @@ impl Loaded {
     }
 }
 
-/// Read a manifest and everything it includes, and check it (no compute).
+/// Read a manifest and everything it includes, and check it (no compute). Relative paths
+/// resolve against the project root ([`crate::home::find_root`]: `$TRAITWATCH_HOME`, else
+/// found from the manifest or the current directory).
 pub fn load(path: &Path) -> Result<Loaded> {
+    let home = std::env::var_os(crate::home::HOME_ENV);
+    let cwd = std::env::current_dir().ok();
+    let root = crate::home::find_root(path, home.as_deref(), cwd.as_deref())?;
+    load_in(path, root)
+}
+
+/// [`load`] with the project root given.
+pub fn load_in(path: &Path, root: PathBuf) -> Result<Loaded> {
     let mut sources = Sources::default();
     let merged = read_merged(path, &mut sources, &mut Vec::new())?;
     // Unknown keys and wrong types: serde names the key; we add where it was set.
@@ -340,6 +325,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         manifest,
         path: path.to_path_buf(),
         sources,
+        root,
     };
     loaded.check()?;
     Ok(loaded)
@@ -421,7 +407,7 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 
 impl Loaded {
     /// Checks that need more than types: names, files, ranges. Paths are relative to the
-    /// working directory (the checkout), as on the command line.
+    /// project root (`home`).
     fn check(&self) -> Result<()> {
         let m = &self.manifest;
         if m.experiment.name.is_empty() || m.experiment.name.contains(['/', '\\']) {
@@ -452,12 +438,6 @@ impl Loaded {
         for (field, list) in [("calibration", &p.calibration), ("held_out", &p.held_out)] {
             for name in list {
                 let is_file = name.ends_with(".jsonl");
-                if is_file && !Path::new(name).exists() {
-                    return Err(self.invalid(
-                        &format!("perturbations.{field}"),
-                        format!("dataset file `{name}` does not exist"),
-                    ));
-                }
                 if !is_file && !known_perturbations().contains(&name.as_str()) {
                     return Err(self.invalid(
                         &format!("perturbations.{field}"),
@@ -494,31 +474,17 @@ impl Loaded {
                 "the seed comes from perturbations.seeds; do not set it here",
             ));
         }
-        let files = [
-            ("traits.bank", Some(&m.traits.bank)),
-            ("traits.questions", Some(&m.traits.questions)),
-            ("traits.semantic_bank", m.traits.semantic_bank.as_ref()),
-            ("drift.prompts", Some(&m.drift.prompts)),
-            ("em.items", Some(&m.em.items)),
-            ("em.controls", m.em.controls.as_ref()),
-        ];
-        for (key, file) in files {
-            if let Some(file) = file
-                && !file.exists()
-            {
-                return Err(self.invalid(key, format!("`{}` does not exist", file.display())));
-            }
-        }
+        self.check_files()?;
         if m.em.trait_items && m.em.judge == JudgeKind::PairedChoice {
             // The EM stages hash these files; a missing directory must not silently drop
             // them from the stage identity (and `traitwatch em` would fail later anyway).
-            let dir = Path::new(crate::em_stage::TRAIT_ITEMS);
-            if crate::em_stage::trait_item_files().is_empty() {
+            let dir = self.resolve(Path::new(crate::em_stage::TRAIT_ITEMS));
+            if crate::em_stage::trait_item_files(&self.root).is_empty() {
                 return Err(self.invalid(
                     "em.trait_items",
                     format!(
-                        "the per-trait items are read from `{}` (relative to the working \
-                         directory), which has no .jsonl files; run from the repository root",
+                        "the per-trait items are read from {} (under the project root), \
+                         which has no .jsonl files",
                         dir.display()
                     ),
                 ));
@@ -581,6 +547,10 @@ impl Loaded {
             ));
         }
         self.check_extra_runs()?;
+        self.manifest
+            .slurm
+            .check()
+            .map_err(|(key, message)| self.invalid(&format!("slurm.{key}"), message))?;
         if let Some(anchor) = &m.monitor.anchor
             && !self.run_labels().contains(anchor)
         {

@@ -6,6 +6,7 @@
 //! identity of the model, so a changed bank or setting re-runs exactly what depends on it.
 
 use crate::em_stage;
+use crate::identity::{content_hash, hex, model_identity};
 use crate::manifest::Loaded;
 use crate::store::Store;
 use crate::{PipelineError, Result};
@@ -109,6 +110,21 @@ pub enum Arg {
     ArtifactFile(usize, &'static str),
     /// The layer an earlier traits stage selected (read from its `selection.json`).
     LayerOf(usize),
+    /// A project file as the manifest wrote it: hashed in that form (so an artifact's
+    /// identity does not depend on where the checkout lives, and matches a `Lit` of the
+    /// same text), given to the command resolved against the project root.
+    Data(PathBuf),
+}
+
+impl Arg {
+    /// A model source: a path-like one is project data, a preset name is a literal.
+    pub fn model(source: &str) -> Arg {
+        if crate::home::is_path_like(source) {
+            Arg::Data(PathBuf::from(source))
+        } else {
+            Arg::Lit(source.to_string())
+        }
+    }
 }
 
 /// A (model, perturbation, seed) finetuning run and what is measured on it.
@@ -145,6 +161,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     pub targets: Vec<Target>,
     pub store: Store,
+    /// The project root [`Arg::Data`] paths resolve against.
+    pub root: PathBuf,
 }
 
 /// Which perturbations need drift and EM labels for a set of targets.
@@ -197,17 +215,20 @@ fn needs(loaded: &Loaded, targets: &[Target]) -> Needs {
 impl Plan {
     pub fn build(loaded: &Loaded, targets: &[Target]) -> Result<Plan> {
         let m = &loaded.manifest;
-        let store = Store::new(&m.experiment.store);
+        let store = Store::new(&loaded.store_dir());
         let needs = needs(loaded, targets);
-        let mut b = Builder { stages: Vec::new() };
+        let mut b = Builder {
+            stages: Vec::new(),
+            root: loaded.root.clone(),
+        };
         let lit = |s: &str| Arg::Lit(s.to_string());
-        let path = |p: &Path| Arg::Lit(p.display().to_string());
+        let path = |p: &Path| Arg::Data(p.to_path_buf());
         // The data files every EM stage reads (the same for all of them): listed once.
         let em_files = em_stage::files(loaded);
         for model in &m.models {
             let src = model.source.as_str();
             // Trait directions: alignment bank, l* fixed or searched.
-            let mut args = vec![lit("traits"), lit("--model"), lit(src)];
+            let mut args = vec![lit("traits"), lit("--model"), Arg::model(src)];
             args.extend([lit("--bank"), path(&m.traits.bank)]);
             args.extend([lit("--questions"), path(&m.traits.questions)]);
             args.extend([lit("--pooling"), lit(&m.traits.pooling)]);
@@ -224,7 +245,7 @@ impl Plan {
             // The semantic control, extracted at the alignment bank's layer.
             let semantic = match &m.traits.semantic_bank {
                 Some(bank) => {
-                    let mut args = vec![lit("traits"), lit("--model"), lit(src)];
+                    let mut args = vec![lit("traits"), lit("--model"), Arg::model(src)];
                     args.extend([lit("--bank"), path(bank)]);
                     args.extend([lit("--questions"), path(&m.traits.questions)]);
                     args.extend([lit("--pooling"), lit(&m.traits.pooling)]);
@@ -236,7 +257,7 @@ impl Plan {
             };
             let sae = if m.sae.enabled {
                 let s = &m.sae;
-                let mut args = vec![lit("sae"), lit("--model"), lit(src)];
+                let mut args = vec![lit("sae"), lit("--model"), Arg::model(src)];
                 args.extend([lit("--directions"), Arg::Artifact(traits)]);
                 args.extend([lit("--bank"), path(&m.traits.bank)]);
                 args.extend([lit("--questions"), path(&m.traits.questions)]);
@@ -277,8 +298,13 @@ impl Plan {
                         perturbation: pert.clone(),
                         seed,
                     };
-                    let mut args = vec![lit("finetune"), lit("--model"), lit(src)];
-                    args.extend([lit("--data"), lit(&group.dataset)]);
+                    let mut args = vec![lit("finetune"), lit("--model"), Arg::model(src)];
+                    let data = if group.dataset.ends_with(".jsonl") {
+                        Arg::Data(PathBuf::from(&group.dataset))
+                    } else {
+                        lit(&group.dataset)
+                    };
+                    args.extend([lit("--data"), data]);
                     args.extend([lit("--profile"), lit(&m.finetune.profile)]);
                     args.extend([lit("--set"), lit(&format!("seed={seed}"))]);
                     for (key, value) in &group.set {
@@ -353,6 +379,7 @@ impl Plan {
             stages: b.stages,
             targets: Target::expand(targets),
             store,
+            root: b.root,
         })
     }
 
@@ -369,6 +396,7 @@ impl Plan {
         for arg in &self.stages[i].args {
             argv.push(match arg {
                 Arg::Lit(s) => s.clone(),
+                Arg::Data(p) => crate::home::resolve(&self.root, p).display().to_string(),
                 Arg::Artifact(j) => self.dir(*j).display().to_string(),
                 Arg::ArtifactFile(j, f) => self.dir(*j).join(f).display().to_string(),
                 Arg::LayerOf(j) => selected_layer(&self.dir(*j))?.to_string(),
@@ -386,6 +414,7 @@ impl Plan {
             .map(|arg| match arg {
                 Arg::Lit(s) if s.contains([' ', '"', '[']) => format!("'{s}'"),
                 Arg::Lit(s) => s.clone(),
+                Arg::Data(p) => crate::home::resolve(&self.root, p).display().to_string(),
                 Arg::Artifact(j) => self.dir(*j).display().to_string(),
                 Arg::ArtifactFile(j, f) => self.dir(*j).join(f).display().to_string(),
                 Arg::LayerOf(j) => format!("<l* of {}>", self.stages[*j].id()),
@@ -411,6 +440,7 @@ impl Plan {
 
 /// A trait bank's `name` (its feature set in the drift tables).
 fn bank_name(loaded: &Loaded, bank: &Path) -> Result<String> {
+    let bank = &loaded.resolve(bank);
     let text = std::fs::read_to_string(bank).map_err(crate::io(bank))?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|e| loaded.invalid("traits.bank", format!("{}: {e}", bank.display())))?;
@@ -434,6 +464,8 @@ fn selected_layer(dir: &Path) -> Result<usize> {
 
 struct Builder {
     stages: Vec<Stage>,
+    /// The project root data files and model directories resolve against.
+    root: PathBuf,
 }
 
 impl Builder {
@@ -456,6 +488,7 @@ impl Builder {
         for arg in &args {
             match arg {
                 Arg::Lit(s) => h.update(format!("lit {s}\n")),
+                Arg::Data(p) => h.update(format!("lit {}\n", p.display())),
                 Arg::Artifact(j) | Arg::ArtifactFile(j, _) | Arg::LayerOf(j) => {
                     inputs.push(*j);
                     h.update(format!(
@@ -466,10 +499,19 @@ impl Builder {
                 }
             }
         }
+        // Files by the name the manifest gave them, contents read from the project.
         for file in &files {
-            h.update(format!("file {} {}\n", file.display(), content_hash(file)?));
+            let found = crate::home::resolve(&self.root, file);
+            h.update(format!(
+                "file {} {}\n",
+                file.display(),
+                content_hash(&found)?
+            ));
         }
-        h.update(format!("model {}\n", model_identity(model_source)));
+        h.update(format!(
+            "model {}\n",
+            model_identity(model_source, &self.root)
+        ));
         inputs.sort_unstable();
         inputs.dedup();
         let hash = hex(&h.finalize());
@@ -507,49 +549,4 @@ fn slug_part(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// sha256 of a data file (they are small); a missing file is an error naming it.
-fn content_hash(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(crate::io(path))?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-/// A model's identity for hashing: a preset by name (the setup step pins its sha256); a
-/// file or directory by its files' names, sizes and modification times (weights can be
-/// many GB, too slow to hash on every plan).
-fn model_identity(source: &str) -> String {
-    let path = Path::new(source);
-    let stamp = |p: &Path| -> String {
-        match std::fs::metadata(p) {
-            Ok(md) => {
-                let mtime = md
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                format!("{}:{}:{mtime}", p.display(), md.len())
-            }
-            Err(_) => format!("{}:missing", p.display()),
-        }
-    };
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        entries.sort();
-        entries
-            .iter()
-            .map(|p| stamp(p))
-            .collect::<Vec<_>>()
-            .join(",")
-    } else if path.exists() {
-        stamp(path)
-    } else {
-        format!("preset:{source}")
-    }
 }

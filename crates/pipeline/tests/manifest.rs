@@ -211,7 +211,7 @@ fn includes_merge_and_cycles_are_refused() {
 /// takes step 0 from the model's base stage, and is re-run when an item file changes.
 #[test]
 fn the_label_controls_reach_every_em_stage_and_their_hash() {
-    at_root();
+    let root = at_root();
     let tmp = tempfile::tempdir().unwrap();
     let extra = "[em]\ncontrols = \"data/em/controls.toml\"\n[monitor]\nlabel = \"logodds\"\n";
     let loaded = pipeline::load(&manifest(tmp.path(), extra)).unwrap();
@@ -220,13 +220,18 @@ fn the_label_controls_reach_every_em_stage_and_their_hash() {
         .filter(|&i| plan.stages[i].kind == StageKind::Em)
         .collect();
     assert!(em.len() >= 2);
+    // The command gets the file under the project root; the hash has it as written, so
+    // an artifact's identity does not depend on where the checkout lives.
+    let controls = root.join("data/em/controls.toml").display().to_string();
     for &i in &em {
         let argv = plan.argv(i, Path::new("out")).unwrap();
         assert!(
             argv.windows(2)
-                .any(|w| w == ["--controls", "data/em/controls.toml"]),
+                .any(|w| w[0] == "--controls" && w[1] == controls),
             "{argv:?}"
         );
+        let written = pipeline::Arg::Data("data/em/controls.toml".into());
+        assert!(plan.stages[i].args.contains(&written));
     }
     // The base model's stage checks the protocol's tau against the controls.
     let base = plan.argv(em[0], Path::new("out")).unwrap();
@@ -314,27 +319,35 @@ fn slurm_scripts_chain_shared_cells_and_merge() {
     let tmp = tempfile::tempdir().unwrap();
     let loaded = pipeline::load(&manifest(tmp.path(), "")).unwrap();
     let plan = Plan::build(&loaded, &[Target::All]).unwrap();
-    let opts = pipeline::slurm::SlurmOptions {
-        manifest: "experiments/x.toml".into(),
-        binary: "target/release/traitwatch".into(),
+    let request = pipeline::slurm::ExportRequest {
+        flags: pipeline::slurm::SlurmSpec {
+            partition: Some("gpu".into()),
+            time: Some("04:00:00".into()),
+            ..Default::default()
+        },
         backend: Some("cuda".into()),
-        partition: Some("gpu".into()),
-        gpus: 1,
-        time: "04:00:00".into(),
-        cpus_per_task: 8,
-        mem: "64G".into(),
-        workdir: "/work/checkout".into(),
         targets: vec!["all".into()],
+        cwd: "/elsewhere".into(),
+        ..Default::default()
     };
+    let opts = pipeline::slurm::SlurmOptions::resolve(&loaded, request).unwrap();
     let scripts = pipeline::slurm::scripts(&plan, "t", &opts);
     let get = |n: &str| &scripts.iter().find(|(f, _)| f == n).unwrap().1;
     let cells = get("cells.sbatch");
     assert!(cells.contains("#SBATCH --array=0-2\n"), "{cells}"); // 3 cells
     assert!(cells.contains("#SBATCH --gres=gpu:1") && cells.contains("--partition=gpu"));
-    assert!(cells.contains(
-        "target/release/traitwatch --backend cuda run experiments/x.toml --cell \"$SLURM_ARRAY_TASK_ID\""
-    ));
-    assert!(cells.contains("cd /work/checkout\n"));
+    // Absolute paths throughout, the jobs started in the project root.
+    let root = at_root();
+    let manifest = tmp.path().join("m.toml").canonicalize().unwrap();
+    assert!(
+        cells.contains(&format!(
+            "{}/target/release/traitwatch --backend cuda run {} --cell \"$SLURM_ARRAY_TASK_ID\"",
+            root.display(),
+            manifest.display()
+        )),
+        "{cells}"
+    );
+    assert!(cells.contains(&format!("#SBATCH --chdir={}\n", root.display())));
     assert!(get("shared.sbatch").contains(" --shared\n"));
     let merge = get("merge.sbatch");
     assert!(merge.contains(" --merge --targets all\n") && !merge.contains("--gres"));

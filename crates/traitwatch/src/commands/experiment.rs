@@ -43,29 +43,56 @@ pub struct RunArgs {
     merge: bool,
 }
 
+/// `traitwatch slurm`. Cluster settings may also sit in the manifest's `[slurm]` table
+/// (same names, `_` for `-`); a flag given here wins over it.
 #[derive(Debug, clap::Args)]
 pub struct SlurmArgs {
     /// The experiment manifest (TOML).
     manifest: PathBuf,
+    /// What the merge job makes: fig1 ... fig11, tables, all (default: the manifest's `[figures] make`).
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
-    /// Where the scripts go (default: slurm/<experiment>).
+    /// Where the scripts go, the jobs' logs in logs/ inside it (default: slurm/<experiment>
+    /// under the project root).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The traitwatch binary on the compute nodes.
-    #[arg(long, default_value = "target/release/traitwatch")]
-    binary: String,
+    /// The traitwatch binary as the compute nodes see it: a path (relative to this
+    /// directory) or a command on their PATH [default: target/release/traitwatch under the
+    /// project root].
+    #[arg(long)]
+    binary: Option<String>,
+    /// The partition the jobs go to (default: the cluster's).
     #[arg(long)]
     partition: Option<String>,
+    /// The account the jobs are billed to (#SBATCH --account).
+    #[arg(long)]
+    account: Option<String>,
+    /// The quality of service the jobs ask for (#SBATCH --qos).
+    #[arg(long)]
+    qos: Option<String>,
     /// GPUs per task (default: 1 with a GPU backend, none on the CPU backend).
     #[arg(long)]
     gpus: Option<u32>,
-    #[arg(long, default_value = "12:00:00")]
-    time: String,
-    #[arg(long, default_value_t = 8)]
-    cpus_per_task: u32,
-    #[arg(long, default_value = "64G")]
-    mem: String,
+    /// Wall-clock limit per job, Slurm syntax [default: 12:00:00].
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task [default: 8].
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// Memory per task, Slurm syntax [default: 64G].
+    #[arg(long)]
+    mem: Option<String>,
+    /// Run at most N cells of the job array at once (--array=0-M%N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    array_throttle: Option<u32>,
+    /// An extra #SBATCH option for every job, e.g. --sbatch=--constraint=a100 (repeat for
+    /// more; replaces the manifest's `sbatch` list).
+    #[arg(long = "sbatch", value_name = "OPTION", allow_hyphen_values = true)]
+    sbatch: Vec<String>,
+    /// A shell line every job runs before traitwatch, e.g. --setup "module load cuda"
+    /// (repeat for more, run in order; replaces the manifest's `setup` list).
+    #[arg(long = "setup", value_name = "LINE", allow_hyphen_values = true)]
+    setup: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,7 +153,7 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
             // Seconds per checkpoint: 0.12 s per paired item on two judge threads (the 448
             // EM items in 52 s on the quiet 2-core VM, 2026-12-07), and the 210 per-trait
             // items.
-            let items = std::fs::read_to_string(&m.em.items)
+            let items = std::fs::read_to_string(loaded.resolve(&m.em.items))
                 .map_or(448, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
                 as f64;
             let per_item = 0.12;
@@ -140,7 +167,7 @@ fn estimate(loaded: &Loaded, stage: &Stage) -> f64 {
                 // The base model's step 0, shared by every run's EM stage, and the control
                 // prompts, each as costly as a checkpoint.
                 let controls = m.em.controls.as_ref().map_or(0, |path| {
-                    em::ControlBank::load(path).map_or(0, |b| b.all().len())
+                    em::ControlBank::load(&loaded.resolve(path)).map_or(0, |b| b.all().len())
                 }) as f64;
                 return em * (1.0 + controls) + traits;
             }
@@ -310,6 +337,13 @@ pub fn run(
         _ => Selection::All,
     };
     preflight_judge(&plan)?;
+    // The stage commands have defaults relative to the project (em's per-trait items,
+    // em-freeform's questions): run them where those exist, whatever directory `run` was
+    // started in. The manifest path is made absolute first, for the figures' provenance.
+    let manifest = std::path::absolute(&args.manifest)
+        .with_context(|| format!("locating {}", args.manifest.display()))?;
+    std::env::set_current_dir(&loaded.root)
+        .with_context(|| format!("entering the project root {}", loaded.root.display()))?;
     let started = std::time::Instant::now();
     let mut executor = InProcess { backend, precision };
     let report = plan
@@ -324,7 +358,7 @@ pub fn run(
     );
     if matches!(selection, Selection::All | Selection::Merge) {
         let (results, whole_grid) = super::results::collect(&loaded)?;
-        super::results::finish(&loaded, &plan, (&results, whole_grid), &args.manifest)?;
+        super::results::finish(&loaded, &plan, (&results, whole_grid), &manifest)?;
         println!("done in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     }
     Ok(())
@@ -381,39 +415,43 @@ pub fn reproduce(
 }
 
 pub fn slurm(args: SlurmArgs, backend: crate::backend::BackendChoice) -> Result<()> {
+    use pipeline::slurm::{ExportRequest, SlurmOptions, SlurmSpec};
     let loaded = load(&args.manifest)?;
     let targets = targets(&loaded, &args.targets)?;
     let plan = Plan::build(&loaded, &targets).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let name = &loaded.manifest.experiment.name;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("slurm").join(name));
-    let workdir = std::env::current_dir().context("the working directory")?;
-    let opts = pipeline::slurm::SlurmOptions {
-        manifest: args.manifest.clone(),
-        binary: args.binary,
+    let request = ExportRequest {
+        flags: SlurmSpec {
+            binary: args.binary,
+            partition: args.partition,
+            account: args.account,
+            qos: args.qos,
+            gpus: args.gpus,
+            time: args.time,
+            cpus_per_task: args.cpus_per_task,
+            mem: args.mem,
+            array_throttle: args.array_throttle,
+            sbatch: args.sbatch,
+            setup: args.setup,
+        },
         backend: (backend != crate::backend::BackendChoice::Cpu)
             .then(|| format!("{backend:?}").to_lowercase()),
-        partition: args.partition,
-        gpus: args
-            .gpus
-            .unwrap_or(u32::from(backend != crate::backend::BackendChoice::Cpu)),
-        time: args.time,
-        cpus_per_task: args.cpus_per_task,
-        mem: args.mem,
-        workdir,
+        out: args.out,
         targets: targets.iter().map(|t| t.name()).collect(),
+        cwd: std::env::current_dir().context("the working directory")?,
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let opts = SlurmOptions::resolve(&loaded, request).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = &opts.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let name = &loaded.manifest.experiment.name;
     for (file, text) in pipeline::slurm::scripts(&plan, name, &opts) {
         super::write_atomically(&out.join(&file), text.as_bytes())?;
     }
     println!(
         "wrote {}/{{shared,cells,merge}}.sbatch and submit.sh: {} cells as one job array; \
-         submit with `bash {}/submit.sh`",
+         submit with `bash {}/submit.sh` (from any directory; logs in {}/logs)",
         out.display(),
         plan.cells().len(),
+        out.display(),
         out.display()
     );
     Ok(())
