@@ -354,7 +354,9 @@ fn the_whole_grid_with_extra_runs_reaches_the_monitor_and_fig11() {
 
 /// The Slurm export run for real, when this machine has a Slurm cluster up
 /// (`scripts/slurm-one-node.sh` starts a one-node one; CI does): submit the shared job, the
-/// job array of cells and the merge job, wait for them, and find the results and figures.
+/// job array of cells (throttled) and the merge job from a directory that is neither the
+/// checkout nor the scripts', wait for them, and find the setup hook's marker, the logs,
+/// the results and figures.
 #[test]
 fn slurm_scripts_run_on_a_real_cluster() {
     let up = Command::new("sinfo")
@@ -370,6 +372,9 @@ fn slurm_scripts_run_on_a_real_cluster() {
     let dir = tmp.path();
     let manifest = tiny_experiment(dir, "[1, 2]", "");
     let out = dir.join("slurm");
+    let marker = dir.join("setup-ran");
+    // The hook runs in the job's working directory: the project root.
+    let setup = format!("pwd >> {}", marker.display());
     let o = traitwatch(&[
         "slurm",
         manifest.to_str().unwrap(),
@@ -383,11 +388,20 @@ fn slurm_scripts_run_on_a_real_cluster() {
         "1G",
         "--time",
         "00:20:00",
+        "--array-throttle",
+        "2",
+        "--setup",
+        &setup,
+        "--sbatch=--comment=traitwatch-test",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let cells = std::fs::read_to_string(out.join("cells.sbatch")).unwrap();
+    assert!(cells.contains("#SBATCH --array=0-7%2\n"), "{cells}");
+    // Submitted from elsewhere: every path in the scripts is absolute.
+    let elsewhere = tempfile::tempdir().unwrap();
     let submit = Command::new("bash")
         .arg(out.join("submit.sh"))
-        .current_dir(dir)
+        .current_dir(elsewhere.path())
         .output()
         .unwrap();
     assert!(submit.status.success(), "{}", stderr(&submit));
@@ -402,6 +416,16 @@ fn slurm_scripts_run_on_a_real_cluster() {
         })
         .collect();
     assert_eq!(ids.len(), 3, "{said}");
+    // Slurm holds the array to two running tasks.
+    let job = Command::new("scontrol")
+        .args(["show", "job", &ids[1]])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&job).contains("ArrayTaskThrottle=2"),
+        "{}",
+        stdout(&job)
+    );
     // Wait for all three jobs to leave the queue (a failed dependency cancels the rest).
     let started = std::time::Instant::now();
     loop {
@@ -418,7 +442,7 @@ fn slurm_scripts_run_on_a_real_cluster() {
         );
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
-    let logs: String = std::fs::read_dir(dir.join("slurm/logs"))
+    let logs: String = std::fs::read_dir(out.join("logs"))
         .into_iter()
         .flatten()
         .flatten()
@@ -439,6 +463,74 @@ fn slurm_scripts_run_on_a_real_cluster() {
     }
     // Every cell ran as its own array task.
     assert_eq!(logs.matches("stages run").count(), 10, "logs:\n{logs}");
+    // The setup hook ran before every job (shared, 8 cells, merge), in the project root.
+    let ran = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_eq!(ran.lines().count(), 10, "{ran}");
+    assert!(ran.lines().all(|l| Path::new(l) == root()), "{ran}");
+    assert!(elsewhere.path().read_dir().unwrap().next().is_none());
+}
+
+/// A manifest's data paths resolve against the project root, not the current directory:
+/// `plan` works from inside experiments/, and from anywhere with TRAITWATCH_HOME set; a
+/// missing file is named with its key, its manifest and the path tried.
+#[test]
+fn plan_resolves_data_paths_against_the_project_root() {
+    let plan = |args: &[&str], cwd: &Path, env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_traitwatch"))
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "warn")
+            .env_remove("TRAITWATCH_HOME")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let root = root();
+    let o = plan(&["plan", "default.toml"], &root.join("experiments"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = stdout(&o);
+    assert!(
+        said.contains(&format!("store {}", root.join("runs").display())),
+        "{said}"
+    );
+
+    // A manifest outside the project, with the shipped data's relative paths, run from
+    // a directory outside it too.
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("x.toml");
+    std::fs::write(
+        &manifest,
+        "[experiment]\nname = \"x\"\n\n[[models]]\nname = \"m\"\nsource = \"smollm2-135m\"\n\n\
+         [perturbations]\ncalibration = [\"gsm8k\", \"bad_medical\"]\nseeds = [1]\n\n\
+         [finetune]\nprofile = \"cpu\"\n\n[traits]\nbank = \"data/traits/alignment.toml\"\n",
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    let home = root.to_str().unwrap();
+    let o = plan(&["plan", m], tmp.path(), &[("TRAITWATCH_HOME", home)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("store {}", root.join("runs").display())));
+    // Without it, no root is found: the error says how to name one.
+    let o = plan(&["plan", m], tmp.path(), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("x.toml") && stderr(&o).contains("TRAITWATCH_HOME"),
+        "{}",
+        stderr(&o)
+    );
+    // A missing data file: the key, where it was set and the path tried.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("alignment.toml", "nope.toml")).unwrap();
+    let o = plan(&["plan", m], Path::new("/"), &[("TRAITWATCH_HOME", home)]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    for part in [
+        "traits.bank",
+        "x.toml:16",
+        &root.join("data/traits/nope.toml").display().to_string(),
+    ] {
+        assert!(err.contains(part), "`{part}` not in: {err}");
+    }
 }
 
 #[test]
