@@ -25,6 +25,7 @@ static ALLOC: llm::alloc::MiMalloc = llm::alloc::MiMalloc;
                   directory with config.json, *.safetensors and tokenizer.json.\n\n\
                   Environment:\n  \
                   TRAITWATCH_CACHE          where installed models live (<cache>/models; default: the checkout's .cache)\n  \
+                  TRAITWATCH_HOME           the project root a manifest's relative paths resolve against (default: found above the manifest)\n  \
                   TRAITWATCH_FONT           a .ttf file for figure text (default: common system fonts)\n  \
                   TRAITWATCH_JUDGE_URL      the free-form judge's base URL (em-freeform --judge-url)\n  \
                   TRAITWATCH_JUDGE_THREADS  threads of the paired-choice judge (default: the cores on CPU)\n  \
