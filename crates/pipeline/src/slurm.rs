@@ -201,7 +201,9 @@ impl SlurmOptions {
     /// The manifest's `[slurm]` with the request's flags on top, checked and resolved.
     pub fn resolve(loaded: &Loaded, request: ExportRequest) -> Result<SlurmOptions> {
         request.flags.check().map_err(|(key, message)| {
-            PipelineError::Other(format!("--{}: {message}", key.replace('_', "-")))
+            // `sbatch.1` is the second --sbatch flag: the message quotes its value.
+            let flag = key.split('.').next().unwrap_or_default().replace('_', "-");
+            PipelineError::Other(format!("--{flag}: {message}"))
         })?;
         let spec = loaded.manifest.slurm.overridden_by(&request.flags);
         let from_cwd = |p: &Path| crate::home::resolve(&request.cwd, p);
