@@ -8,7 +8,7 @@
 //!   checkpoints/step-000000/  the untouched model (PEFT adapter with B = 0, or nothing for FFT)
 //!   checkpoints/step-000010/  adapter_config.json + adapter_model.safetensors (LoRA)
 //!                             or model.safetensors (full finetuning: every trained weight)
-//!                             + trainer_state.safetensors + trainer_state.json (resume)
+//!                             + traitwatch_state.safetensors + traitwatch_state.json (resume)
 //! ```
 //! A checkpoint directory is written under a temporary name and renamed into place, so a
 //! run killed at any moment leaves only complete checkpoints.
@@ -22,8 +22,10 @@ use std::path::{Path, PathBuf};
 pub const RUN_FILE: &str = "run.json";
 pub const TRAIN_LOG: &str = "train_log.parquet";
 pub const CHECKPOINTS: &str = "checkpoints";
-pub const STATE_TENSORS: &str = "trainer_state.safetensors";
-pub const STATE_JSON: &str = "trainer_state.json";
+/// The optimizer state a run resumes from. Not `trainer_state.json`: that is HF Trainer's
+/// file, with another schema, and it marks an HF Trainer checkpoint (see `run_dir`).
+pub const STATE_TENSORS: &str = "traitwatch_state.safetensors";
+pub const STATE_JSON: &str = "traitwatch_state.json";
 pub const FULL_WEIGHTS: &str = "model.safetensors";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FinetuneError + '_ {
@@ -107,13 +109,39 @@ pub fn write_safetensors(
     tensors: &BTreeMap<String, HostTensor>,
     metadata: Option<HashMap<String, String>>,
 ) -> Result<(), FinetuneError> {
+    write_safetensors_as(path, tensors, safetensors::Dtype::F32, metadata)
+}
+
+/// Write `tensors` converted to `dtype` (F32, F16 or BF16).
+pub fn write_safetensors_as(
+    path: &Path,
+    tensors: &BTreeMap<String, HostTensor>,
+    dtype: safetensors::Dtype,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), FinetuneError> {
+    let encode = |values: Vec<f32>| -> Result<Vec<u8>, FinetuneError> {
+        Ok(match dtype {
+            safetensors::Dtype::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            safetensors::Dtype::F16 => values
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            safetensors::Dtype::BF16 => values
+                .iter()
+                .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                .collect(),
+            other => {
+                return Err(FinetuneError::Adapter {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot write tensors as {other:?}"),
+                });
+            }
+        })
+    };
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(name, t)| {
-            let b = t.to_f32().iter().flat_map(|x| x.to_le_bytes()).collect();
-            (name.clone(), b, t.shape.clone())
-        })
-        .collect();
+        .map(|(name, t)| Ok((name.clone(), encode(t.to_f32())?, t.shape.clone())))
+        .collect::<Result<_, FinetuneError>>()?;
     let bad = |e: safetensors::SafeTensorError| FinetuneError::Adapter {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -121,8 +149,7 @@ pub fn write_safetensors(
     let views = bytes
         .iter()
         .map(|(n, b, s)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
+            safetensors::tensor::TensorView::new(dtype, s.clone(), b).map(|v| (n.clone(), v))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;

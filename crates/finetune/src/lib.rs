@@ -20,9 +20,11 @@ pub mod lora;
 pub mod loss;
 pub mod optim;
 pub mod params;
+pub mod run_dir;
 pub mod shards;
 pub mod train;
 
 pub use config::{FinetuneConfig, LossOn, Mode};
 pub use error::{FinetuneError, Result};
+pub use run_dir::{RunDir, RunLayout};
 pub use train::{TrainOptions, TrainOutcome, train};

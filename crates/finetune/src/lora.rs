@@ -130,7 +130,7 @@ pub fn peft_config(cfg: &FinetuneConfig, base_model: &str, layers: &[usize]) -> 
     json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": base_model,
+        "base_model_name_or_path": llm::loader::base_name_for_peft(base_model),
         "r": cfg.lora.rank,
         "lora_alpha": cfg.lora.alpha,
         "lora_dropout": cfg.lora.dropout,
@@ -188,6 +188,7 @@ pub fn load_peft<B: Backend>(model: Llama<B>, dir: &Path) -> Result<Llama<B>, Fi
     if config.get("use_dora").and_then(|v| v.as_bool()) == Some(true) {
         return Err(bad("DoRA adapters are not supported".into()));
     }
+    check_no_trained_extras(&config).map_err(bad)?;
     let (alpha, rslora) = alpha_and_rslora(&config).map_err(bad)?;
     let tensors = crate::checkpoint::read_safetensors(&dir.join(ADAPTER_WEIGHTS))?;
     let mut model = model.no_grad();
@@ -238,6 +239,47 @@ pub fn load_peft<B: Backend>(model: Llama<B>, dir: &Path) -> Result<Llama<B>, Fi
     }
     tracing::debug!(adapters = attached, dir = %dir.display(), "adapter loaded");
     Ok(model)
+}
+
+/// The model reference an adapter directory names as its base
+/// (`base_model_name_or_path`, a preset's hub name mapped back to the preset).
+pub fn adapter_base_model(dir: &Path) -> Result<String, FinetuneError> {
+    let path = dir.join(ADAPTER_CONFIG);
+    let config = crate::checkpoint::read_json(&path)?;
+    let name = config
+        .get("base_model_name_or_path")
+        .and_then(|v| v.as_str())
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| FinetuneError::Adapter {
+            path: path.clone(),
+            reason: "no `base_model_name_or_path`: name the base model with --model".into(),
+        })?;
+    Ok(llm::loader::reference_for_base_name(name))
+}
+
+/// PEFT adapters can also train biases (`bias` = "all" or "lora_only") and whole modules
+/// (`modules_to_save`, e.g. `lm_head`). Those weights replace the base's, which attaching
+/// LoRA factors alone would silently drop, so they are refused with the way round.
+fn check_no_trained_extras(config: &serde_json::Value) -> Result<(), String> {
+    const MERGE_FIRST: &str = "merge the adapter with PEFT first \
+        (`model.merge_and_unload().save_pretrained(DIR)`) and give DIR as the model";
+    match config.get("bias").and_then(|v| v.as_str()) {
+        None | Some("none") => {}
+        Some(other) => {
+            return Err(format!(
+                "`bias` is \"{other}\": adapters that train biases are not supported; \
+                 {MERGE_FIRST}"
+            ));
+        }
+    }
+    match config.get("modules_to_save") {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(serde_json::Value::Array(list)) if list.is_empty() => Ok(()),
+        Some(list) => Err(format!(
+            "`modules_to_save` is {list}: adapters that train whole modules are not \
+             supported; {MERGE_FIRST}"
+        )),
+    }
 }
 
 /// `lora_alpha` and `use_rslora` of a PEFT adapter config.

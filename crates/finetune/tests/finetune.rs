@@ -444,7 +444,14 @@ fn merged_export_reloads_with_the_adapter_model_s_logits() {
     let merged = lora::merge(adapted.clone());
     assert!(lora::adapters(&merged).is_empty());
     let export = dir.path().join("merged");
-    finetune::export::save_hf_dir(&merged, &tok, Some(&chat), &export).unwrap();
+    finetune::export::save_hf_dir(
+        &merged,
+        &tok,
+        Some(&chat),
+        &export,
+        &finetune::export::ExportOptions::default(),
+    )
+    .unwrap();
     let reloaded = llm::loader::load_location::<burn::backend::Flex>(
         llm::ModelLocation::HfDir(export),
         &Default::default(),

@@ -7,7 +7,8 @@ use tables::RunKey;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckpointArgs {
-    /// A finetuning run directory: every checkpoint is evaluated.
+    /// A finetuning run directory (`traitwatch finetune --out`, or an HF Trainer / TRL
+    /// output directory of PEFT `checkpoint-N/`s): every checkpoint is evaluated.
     #[arg(long, conflicts_with = "model")]
     run: Option<PathBuf>,
     /// Evaluate only these checkpoints of --run (comma-separated; step 0, the reference, is
@@ -20,6 +21,7 @@ pub struct CheckpointArgs {
     /// Labels for the tables (defaults: the model reference or run directory name, seed).
     #[arg(long)]
     perturbation: Option<String>,
+    /// Model label for the tables (default: the model reference).
     #[arg(long)]
     model_label: Option<String>,
 }
@@ -38,16 +40,17 @@ impl CheckpointArgs {
         match (&self.run, &self.model) {
             (Some(run), _) => {
                 let info = super::RunInfo::read(run)?;
-                let model_ref = info
-                    .base_model
-                    .clone()
-                    .context("run.json has no base_model")?;
-                let list: Vec<(u64, Option<PathBuf>)> =
-                    ::finetune::checkpoint::list_checkpoints(run)
-                        .into_iter()
-                        .map(|(s, d)| (s as u64, Some(d)))
-                        .filter(|(s, _)| self.steps.is_empty() || *s == 0 || self.steps.contains(s))
-                        .collect();
+                let model_ref = info.base_model.clone().context(
+                    "the run names no base model (run.json `base_model`, or \
+                         adapter_config.json `base_model_name_or_path`)",
+                )?;
+                let list: Vec<(u64, Option<PathBuf>)> = info
+                    .run
+                    .checkpoints
+                    .iter()
+                    .map(|(s, d)| (*s as u64, d.clone()))
+                    .filter(|(s, _)| self.steps.is_empty() || *s == 0 || self.steps.contains(s))
+                    .collect();
                 if list.is_empty() {
                     bail!("{} has no checkpoints", run.display());
                 }

@@ -27,7 +27,8 @@ use traits::{Directions, load_measurement_prompts};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A finetuning run directory (`traitwatch finetune --out`).
+    /// A finetuning run directory: `traitwatch finetune --out`, or an HF Trainer / TRL
+    /// output directory of PEFT checkpoints (`checkpoint-N/`; step 0 is then the base).
     #[arg(long)]
     run: PathBuf,
     /// Base model (default: the run's `base_model`).
@@ -40,6 +41,7 @@ pub struct Args {
     /// The layer l* (default: selection.json beside the first directions file).
     #[arg(long)]
     layer: Option<usize>,
+    /// Measurement prompts (TOML): their last-token activations are averaged per checkpoint.
     #[arg(long, default_value = "data/traits/measurement_prompts.toml")]
     prompts: PathBuf,
     /// A trained SAE (`traitwatch sae`): adds the `sae` feature set, its latents' drift.
@@ -54,10 +56,13 @@ pub struct Args {
     /// Labels for the tables (defaults: the run directory's name, the run's seed).
     #[arg(long)]
     perturbation: Option<String>,
+    /// Model label for the tables (default: the model reference).
     #[arg(long)]
     model_label: Option<String>,
+    /// Prompts per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Output directory (drift.parquet, checkpoint_stats.parquet, per-checkpoint cache).
     #[arg(long)]
     out: PathBuf,
 }
@@ -108,8 +113,8 @@ impl BackendJob for Args {
             .model
             .clone()
             .or_else(|| info.base_model.clone())
-            .context("run.json has no base_model; pass --model")?;
-        let checkpoints = finetune::checkpoint::list_checkpoints(&self.run);
+            .context("the run names no base model; pass --model")?;
+        let checkpoints = info.run.checkpoints.clone();
         if !checkpoints.iter().any(|(s, _)| *s == 0) {
             bail!(
                 "{}: no step-0 checkpoint, so drift has no origin",
@@ -169,11 +174,14 @@ impl BackendJob for Args {
                 Some(c) => c,
                 None => {
                     let started = Instant::now();
-                    lm.model = finetune::checkpoint::apply_checkpoint(base.clone(), dir)?;
+                    lm.model = match dir {
+                        Some(dir) => finetune::checkpoint::apply_checkpoint(base.clone(), dir)?,
+                        None => base.clone(),
+                    };
                     let pooled = collect(&lm, &conversations, &opts, None)?;
                     let rows = pooled.rows_at(layer).context("layer not captured")?;
                     let s = ActivationSummary::from_rows(&rows)
-                        .with_context(|| format!("checkpoint {}", dir.display()))?;
+                        .with_context(|| format!("checkpoint at step {step}"))?;
                     let c = CachedSummary {
                         step: *step as u64,
                         layer,
@@ -251,8 +259,7 @@ impl BackendJob for Args {
         ]);
         drift::table::write_drift(&self.out.join("drift.parquet"), &series, &meta)?;
         write_prompt_means(&self.out.join("prompt_mean.safetensors"), &summaries)?;
-        let log = finetune::log::read_log(&self.run.join(finetune::checkpoint::TRAIN_LOG))
-            .unwrap_or_default();
+        let log = info.run.train_log();
         write_baseline_stats(
             &self.out.join("checkpoint_stats.parquet"),
             &key,
@@ -265,12 +272,14 @@ impl BackendJob for Args {
         let per_checkpoint = measured.iter().sum::<f64>() / measured.len().max(1) as f64;
         let train_seconds = log.iter().map(|r| r.seconds).sum::<f64>();
         let intervals = checkpoints.len().saturating_sub(1).max(1) as f64;
-        // Per step too, so the overhead at any checkpoint schedule can be worked out.
+        // Per step too, so the overhead at any checkpoint schedule can be worked out. An
+        // HF Trainer run logs no step times: its training columns are null.
+        let timed = (train_seconds > 0.0).then_some(train_seconds);
         let timing = serde_json::json!({
             "measure_seconds_per_checkpoint": per_checkpoint,
-            "train_seconds_per_step": train_seconds / log.len().max(1) as f64,
-            "train_seconds_between_checkpoints": train_seconds / intervals,
-            "overhead_fraction": per_checkpoint / (train_seconds / intervals).max(f64::MIN_POSITIVE),
+            "train_seconds_per_step": timed.map(|t| t / log.len().max(1) as f64),
+            "train_seconds_between_checkpoints": timed.map(|t| t / intervals),
+            "overhead_fraction": timed.map(|t| per_checkpoint / (t / intervals)),
         });
         super::write_atomically(
             &self.out.join("timing.json"),
@@ -301,7 +310,7 @@ impl BackendJob for Args {
 fn write_baseline_stats(
     path: &Path,
     key: &RunKey,
-    checkpoints: &[(usize, PathBuf)],
+    checkpoints: &[(usize, Option<PathBuf>)],
     log: &[finetune::log::LogRow],
 ) -> Result<()> {
     use drift::table::{LORA_NORM, LORA_NORM_LAYER, TRAIN_LOSS};
@@ -315,7 +324,10 @@ fn write_baseline_stats(
         if let Some(r) = loss {
             rows.push((step as u64, TRAIN_LOSS, 0, r.loss));
         }
-        let norms = finetune::lora::adapter_norms(dir)?;
+        let norms = match dir {
+            Some(dir) => finetune::lora::adapter_norms(dir)?,
+            None => None,
+        };
         let (layers, total) = norms.unwrap_or_default();
         rows.push((step as u64, LORA_NORM, 0, total));
         rows.extend(

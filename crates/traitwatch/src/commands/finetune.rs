@@ -20,8 +20,10 @@ pub struct Args {
     /// Training data: a chat JSONL file, or a dataset kind to generate (see `traitwatch datasets list`).
     #[arg(long)]
     data: String,
-    /// Settings profile: paper, organism, rank1, full, cpu.
-    #[arg(long, default_value = "cpu")]
+    /// Settings profile (docs/METHOD.md): the paper's LoRA, the EM organism's, rank-1,
+    /// full finetuning, or a small CPU one.
+    #[arg(long, default_value = "cpu",
+          value_parser = clap::builder::PossibleValuesParser::new(finetune::config::PROFILES))]
     profile: String,
     /// A TOML config file (all settings), instead of a profile.
     #[arg(long, conflicts_with = "profile")]
@@ -131,27 +133,70 @@ impl BackendJob for Args {
 
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
-    /// The base model the adapter was trained on.
-    #[arg(long, default_value = "smollm2-135m")]
-    model: String,
+    /// The base model the adapter was trained on (default: the adapter's
+    /// `base_model_name_or_path`).
+    #[arg(long)]
+    model: Option<String>,
     /// A PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
     #[arg(long)]
     adapter: PathBuf,
     /// Output HF directory.
     #[arg(long)]
     out: PathBuf,
+    /// The weights' dtype (default: the base model's; f32 for a GGUF base).
+    #[arg(long, value_enum)]
+    dtype: Option<ExportDtype>,
+    /// Largest weight shard in MB (transformers' default, 5 GB); bigger models are written
+    /// as shards with model.safetensors.index.json.
+    #[arg(long, default_value_t = 5000.0)]
+    max_shard_mb: f64,
+}
+
+/// `--dtype` of `traitwatch merge`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<ExportDtype> for finetune::export::WeightDtype {
+    fn from(d: ExportDtype) -> Self {
+        match d {
+            ExportDtype::F32 => Self::F32,
+            ExportDtype::F16 => Self::F16,
+            ExportDtype::Bf16 => Self::BF16,
+        }
+    }
 }
 
 impl BackendJob for MergeArgs {
     type Output = ();
 
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
-        let m = super::load_model::<B>(&self.model, &device)?;
+        let model_ref = match &self.model {
+            Some(m) => m.clone(),
+            None => finetune::lora::adapter_base_model(&self.adapter)?,
+        };
+        if self.max_shard_mb.is_nan() || self.max_shard_mb <= 0.0 {
+            anyhow::bail!("--max-shard-mb must be positive, got {}", self.max_shard_mb);
+        }
+        let m = super::load_model::<B>(&model_ref, &device)?;
+        let opts = finetune::export::ExportOptions {
+            dtype: self
+                .dtype
+                .map_or_else(|| finetune::export::base_dtype(&m.location), Into::into),
+            max_shard_bytes: (self.max_shard_mb * 1e6) as u64,
+        };
         let adapted = finetune::lora::load_peft(m.model, &self.adapter)?;
         let n = finetune::lora::adapters(&adapted).len();
         let merged = finetune::lora::merge(adapted);
-        finetune::export::save_hf_dir(&merged, &m.tokenizer, m.chat.as_ref(), &self.out)?;
-        println!("merged {n} adapters into {}", self.out.display());
+        finetune::export::save_hf_dir(&merged, &m.tokenizer, m.chat.as_ref(), &self.out, &opts)?;
+        println!(
+            "merged {n} adapters into {} (base {model_ref}, {})",
+            self.out.display(),
+            opts.dtype.hf_name()
+        );
         Ok(())
     }
 }

@@ -23,28 +23,25 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use llm::{LoadedModel, Message};
 
-/// What `traitwatch finetune` recorded about a run in `run.json`, as the stages that
-/// measure its checkpoints (drift, em) load and label it.
+/// A finetuning run as the stages that measure its checkpoints (drift, em) load and label
+/// it: a `traitwatch finetune` run, or an HF Trainer / TRL output directory of PEFT
+/// checkpoints (`checkpoint-N/`), read as it lies on disk.
 pub struct RunInfo {
     pub base_model: Option<String>,
     pub seed: u64,
     /// The run directory's name: the default perturbation label.
     pub name: String,
+    pub run: ::finetune::RunDir,
 }
 
 impl RunInfo {
     pub fn read(run: &std::path::Path) -> Result<Self> {
-        let file = run.join(::finetune::checkpoint::RUN_FILE);
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("{} is not a finetuning run", run.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", file.display()))?;
+        let opened = ::finetune::RunDir::open(run)?;
         Ok(Self {
-            base_model: json["base_model"].as_str().map(String::from),
-            seed: json["config"]["seed"].as_u64().unwrap_or(0),
-            name: run
-                .file_name()
-                .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
+            base_model: opened.base_model.clone(),
+            seed: opened.seed,
+            name: opened.name(),
+            run: opened,
         })
     }
 }
