@@ -83,6 +83,7 @@ pub struct Args {
     /// Cluster-bootstrap resamples for the intervals (0: none).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
+    /// Seed of the forests, the random bases' resampling and the bootstrap.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Where the Parquet and table files go (default: <results>/monitor).

@@ -103,8 +103,8 @@ fn activations_write_parquet_and_safetensors() {
         "two",
         "--layers",
         "0",
-        "--pool",
-        "mean",
+        "--pooling",
+        "prompt_mean",
         "--out",
         out_st.to_str().unwrap(),
     ]);

@@ -22,12 +22,14 @@ pub const ACTIVATIONS_TABLE: TableKind = TableKind {
     version: 1,
 };
 
+/// `--pooling`: the names `traitwatch traits --pooling` uses for the same ideas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pooling {
     /// The prompt's last token (after the chat template's generation prompt).
     Last,
     /// Mean over the prompt's tokens.
-    Mean,
+    #[value(name = "prompt_mean", alias = "mean")]
+    PromptMean,
     /// Every token (Parquet only).
     None,
 }
@@ -52,13 +54,24 @@ pub struct Args {
     /// Hook points: `all`, or a comma list of embeddings, block.<l> (or <l>), final_norm.
     #[arg(long, default_value = "all")]
     layers: String,
-    #[arg(long, value_enum, default_value = "last")]
+    /// How each prompt's activations are reduced to rows.
+    #[arg(long = "pooling", alias = "pool", value_enum, default_value = "last")]
     pool: Pooling,
+    /// Prompts per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Output file: .parquet or .safetensors.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// The pooling as written into the output's metadata (the `--pooling` value).
+fn pooling_label(pool: Pooling) -> &'static str {
+    match pool {
+        Pooling::Last => "last",
+        Pooling::PromptMean => "prompt_mean",
+        Pooling::None => "none",
+    }
 }
 
 fn parse_points(spec: &str, n_layers: usize) -> Result<Vec<HookPoint>> {
@@ -178,7 +191,7 @@ impl BackendJob for Args {
             _ => bail!("--out must end in .parquet or .safetensors"),
         };
         if format == "safetensors" && self.pool == Pooling::None {
-            bail!("--pool none gives one row per token; write it to .parquet");
+            bail!("--pooling none gives one row per token; write it to .parquet");
         }
         let prompts = read_prompts(&self)?;
         let model = super::load_model::<B>(&self.model, &device)?;
@@ -214,7 +227,7 @@ impl BackendJob for Args {
                     let prompt = (first + i) as u32;
                     match self.pool {
                         Pooling::Last => rows.push((prompt, -1, at(batch.last_index(i)).to_vec())),
-                        Pooling::Mean => {
+                        Pooling::PromptMean => {
                             let mut mean = vec![0f32; d];
                             for pos in o..o + n {
                                 mean.iter_mut()
@@ -237,7 +250,7 @@ impl BackendJob for Args {
         let labels: Vec<String> = prompts.into_iter().map(|p| p.label).collect();
         let meta = BTreeMap::from([
             ("model".to_string(), model.location.path().display().to_string()),
-            ("pooling".to_string(), format!("{:?}", self.pool).to_lowercase()),
+            ("pooling".to_string(), pooling_label(self.pool).to_string()),
             (
                 "layer_convention".to_string(),
                 "block.l = residual stream after decoder block l (0-based); embeddings = block input 0; final_norm = after the final RMSNorm".to_string(),

@@ -11,12 +11,16 @@ pub enum Command {
     Generate {
         /// Dataset kind (see `list`).
         kind: datasets::DatasetKind,
+        /// Number of examples.
         #[arg(long, default_value_t = 1000)]
         n: usize,
+        /// Sampling seed (the same seed gives the same file).
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Output JSONL file.
         #[arg(long)]
         out: PathBuf,
+        /// Where the dataset banks live (default: the checkout's data/datasets).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },

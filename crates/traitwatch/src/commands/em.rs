@@ -31,6 +31,7 @@ use std::time::Instant;
 pub struct Args {
     #[command(flatten)]
     checkpoints: super::checkpoints::CheckpointArgs,
+    /// Paired-choice EM items (JSONL: a question with an aligned and a misaligned answer).
     #[arg(long, default_value = "data/em/items.jsonl")]
     items: PathBuf,
     /// Directory of per-trait item files `<trait>.jsonl`.
@@ -62,8 +63,10 @@ pub struct Args {
     /// System prompt for every question (default: none, so the model's default applies).
     #[arg(long)]
     system: Option<String>,
+    /// Prompts per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Output directory (em tables and the per-checkpoint score cache).
     #[arg(long)]
     out: PathBuf,
 }

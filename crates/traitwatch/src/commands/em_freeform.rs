@@ -38,20 +38,25 @@ enum Mode {
 pub struct Args {
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    /// Free-form EM questions (YAML, with paraphrases and samples per paraphrase).
     #[arg(long, default_value = "data/em/freeform/questions.yaml")]
     questions: PathBuf,
     /// Answers per paraphrase (default: each question's `samples_per_paraphrase`).
     #[arg(long)]
     samples: Option<usize>,
+    /// Longest answer, in tokens.
     #[arg(long, default_value_t = 600)]
     max_new_tokens: usize,
+    /// Sampling temperature of the answers.
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
+    /// Nucleus sampling threshold of the answers.
     #[arg(long, default_value_t = 1.0)]
     top_p: f64,
     /// Answer i is sampled with seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Answers sampled per batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// System prompt for questions that have none of their own (default: the model's).
@@ -69,6 +74,7 @@ pub struct Args {
     /// The endpoint needs no key (a local server): send no Authorization header.
     #[arg(long)]
     judge_no_key: bool,
+    /// How a judge reply becomes a score.
     #[arg(long, value_enum, default_value_t = Mode::Text)]
     judge_mode: Mode,
     /// Judge requests in flight at once.
@@ -86,6 +92,7 @@ pub struct Args {
     /// Sample and store answers only; no judge needed.
     #[arg(long)]
     answers_only: bool,
+    /// Output directory (answers, judge scores, EM rates).
     #[arg(long)]
     out: PathBuf,
 }

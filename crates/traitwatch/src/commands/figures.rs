@@ -13,6 +13,7 @@ pub struct Args {
     /// An experiment's results directory.
     #[arg(long, default_value = "results/default")]
     results: PathBuf,
+    /// Where the figures (PNG, SVG, PDF) and tables go.
     #[arg(long, default_value = "figures/default")]
     out: PathBuf,
 }

@@ -19,13 +19,16 @@ pub struct Args {
     /// Feed the prompt as raw text instead of through the chat template.
     #[arg(long)]
     raw: bool,
+    /// Longest reply, in tokens.
     #[arg(long, default_value_t = 256)]
     max_new_tokens: usize,
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
+    /// Nucleus sampling threshold (1 = off).
     #[arg(long, default_value_t = 1.0)]
     top_p: f64,
+    /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }

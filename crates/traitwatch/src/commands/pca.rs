@@ -45,6 +45,7 @@ pub struct Args {
     /// Refit even when `--out` holds a PC1 frozen from other calibration runs.
     #[arg(long)]
     refit: bool,
+    /// Output directory (the fitted PC1 and its tables).
     #[arg(long)]
     out: PathBuf,
 }

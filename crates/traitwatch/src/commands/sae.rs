@@ -27,6 +27,7 @@ pub const SAE_FILE: &str = "sae.safetensors";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Preset name, .gguf file or HF directory.
     #[arg(long, default_value = "smollm2-135m")]
     model: String,
     /// The layer l* (default: the one `traitwatch traits` selected in --directions).
@@ -35,20 +36,26 @@ pub struct Args {
     /// A `traitwatch traits` output directory, for its selected layer.
     #[arg(long)]
     directions: Option<PathBuf>,
+    /// Trait bank whose extraction prompts give training activations.
     #[arg(long, default_value = "data/traits/alignment.toml")]
     bank: PathBuf,
+    /// Extraction questions asked under every system prompt.
     #[arg(long, default_value = "data/traits/extraction_questions.toml")]
     questions: PathBuf,
+    /// Measurement prompts, added to the training activations.
     #[arg(long, default_value = "data/traits/measurement_prompts.toml")]
     prompts: PathBuf,
+    /// Number of SAE latents.
     #[arg(long, default_value_t = 256)]
     latents: usize,
     /// L1 coefficient (inputs are scaled to mean squared norm d). On SmolLM2 at l* = 14:
     /// 5 gives mean L0 3 and FVU 0.34; 1 trades sparsity for reconstruction.
     #[arg(long, default_value_t = 1.0)]
     l1: f64,
+    /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Training steps.
     #[arg(long, default_value_t = 2000)]
     steps: usize,
     /// Tokens per training step.
@@ -57,11 +64,13 @@ pub struct Args {
     /// Prompts per forward pass while collecting activations.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Seed of initialisation and batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Train a top-k SAE (k active latents per token, no L1) instead of ReLU + L1.
     #[arg(long)]
     top_k: Option<usize>,
+    /// Output directory (the SAE safetensors and its fit statistics).
     #[arg(long)]
     out: PathBuf,
 }

@@ -45,8 +45,8 @@ pub struct Args {
     #[arg(long, default_value = "data/traits/extraction_questions.toml")]
     questions: PathBuf,
     /// Pooling: last (paper), prompt_mean, response_mean[:N].
-    #[arg(long, default_value = "last")]
-    pooling: String,
+    #[arg(long, default_value = "last", value_parser = parse_pooling)]
+    pooling: Pooling,
     /// Fix l* instead of searching (the paper's later release fixes it per model).
     #[arg(long)]
     layer: Option<usize>,
@@ -59,6 +59,7 @@ pub struct Args {
     /// Greedy tokens per steered generation.
     #[arg(long, default_value_t = 48)]
     steer_tokens: usize,
+    /// Prompts per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// Output directory.
@@ -101,13 +102,18 @@ fn bar(label: &str) -> ProgressBar {
     )
 }
 
+/// `--pooling`, checked while the flags are parsed.
+fn parse_pooling(text: &str) -> Result<Pooling, String> {
+    Pooling::parse(text).map_err(|e| e.to_string())
+}
+
 impl BackendJob for Args {
     type Output = ();
 
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
         let bank = TraitBank::load(&self.bank)?;
         let questions = traits::load_questions(&self.questions)?;
-        let pooling = Pooling::parse(&self.pooling)?;
+        let pooling = self.pooling;
         let lm = super::load_model::<B>(&self.model, &device)?;
         let n_layers = lm.model.n_layers();
         let candidates = match (&self.layer, &self.candidates) {
