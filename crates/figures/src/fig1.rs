@@ -210,17 +210,43 @@ impl Fig1 {
 }
 
 impl Figure for Fig1 {
+    /// Every run a single checkpoint (or none finite): dots, not trajectories.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let series = self
+            .panels
+            .iter()
+            .flat_map(|p| p.pc1.iter().map(|(_, s)| s));
+        if !crate::degenerate::no_trajectory(series) {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for p in &self.panels {
+            for (pert, s) in &p.pc1 {
+                rows.extend(crate::degenerate::series_rows(&[&p.model, pert], s));
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig1",
+            "|PC1| over finetuning steps",
+            "no run has two checkpoints with a finite |PC1|, so there is no trajectory; \
+             save more checkpoints per run (`checkpoint_every`) and rerun `traitwatch pca`",
+            &["model", "perturbation", "seed", "step", "|PC1| x100"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "Drift along the cluster PC1 during finetuning: bad_medical vs number_sequence";
-        let (body, legend) = style::frame(root, title, 110)?;
+        let ty = style::Type::of(root);
+        let body = style::frame_with_legend(root, title, &self.legend())?;
         let panels = body.split_evenly(style::grid(self.panels.len()));
         for (panel, area) in self.panels.iter().zip(&panels) {
-            draw_panel(panel, &self.em_label, area)?;
+            draw_panel(panel, &self.em_label, area, &ty)?;
         }
-        style::legend_strip(&legend, &self.legend(), 24)
+        Ok(())
     }
 }
 
@@ -228,6 +254,7 @@ fn draw_panel<DB: DrawingBackend>(
     panel: &Panel,
     em_label: &str,
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    ty: &style::Type,
 ) -> Result<()> {
     let all = panel.pc1.iter().flat_map(|(_, s)| s.values().flatten());
     let max_step = all.clone().map(|p| p.0).fold(1.0f64, f64::max);
@@ -264,24 +291,24 @@ fn draw_panel<DB: DrawingBackend>(
         0.0..100.0
     };
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.model, (FONT, 30))
-        .margin(20)
-        .margin_right(if has_em { 10 } else { 40 })
-        .x_label_area_size(80)
-        .y_label_area_size(110)
-        .right_y_label_area_size(if has_em { 110 } else { 0 })
+        .caption(&panel.model, (FONT, ty.caption))
+        .margin(ty.px(20))
+        .margin_right(ty.px(if has_em { 10 } else { 40 }))
+        .x_label_area_size(ty.px(80))
+        .y_label_area_size(ty.px(110))
+        .right_y_label_area_size(if has_em { ty.px(110) } else { 0 })
         .build_cartesian_2d(x_range.clone(), y_range)
         .map_err(plot)?
         .set_secondary_coord(x_range, em_range);
     chart
         .configure_mesh()
         .x_desc("training step")
-        .y_desc("|PC1| × 100 (% of pre-finetuning activation norm)")
-        .label_style((FONT, 22))
-        .axis_desc_style((FONT, 24))
+        .y_desc("|PC1| × 100 (% of activation norm)")
+        .label_style((FONT, ty.tick))
+        .axis_desc_style((FONT, ty.axis))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(228, 228, 228))
-        .x_labels(10)
+        .x_labels(8)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| style::tick(*v, y_max))
         .draw()
@@ -289,9 +316,10 @@ fn draw_panel<DB: DrawingBackend>(
     if has_em {
         chart
             .configure_secondary_axes()
-            .y_desc(em_label)
-            .label_style((FONT, 22))
-            .axis_desc_style((FONT, 24))
+            // The legend names the perturbation; the axis has room for the label only.
+            .y_desc(em_label.trim_start_matches(EM_OF).trim())
+            .label_style((FONT, ty.tick))
+            .axis_desc_style((FONT, ty.axis))
             .y_label_formatter(&|v| {
                 if (em_min - 1e-9..=em_max + 1e-9).contains(v) {
                     format!("{v:.0}")
@@ -318,10 +346,10 @@ fn draw_panel<DB: DrawingBackend>(
         }
         let mean: Vec<(f64, f64)> = stats.iter().map(|&(x, m, _, _)| (x, m)).collect();
         chart
-            .draw_series(LineSeries::new(mean.clone(), c.stroke_width(4)))
+            .draw_series(LineSeries::new(mean.clone(), c.stroke_width(ty.px(4))))
             .map_err(plot)?;
         chart
-            .draw_series(mean.iter().map(|&p| Circle::new(p, 5, c.filled())))
+            .draw_series(mean.iter().map(|&p| Circle::new(p, ty.px(5), c.filled())))
             .map_err(plot)?;
     }
     if has_em {
@@ -349,15 +377,15 @@ fn draw_panel<DB: DrawingBackend>(
         chart
             .draw_secondary_series(DashedLineSeries::new(
                 mean.clone(),
-                14,
-                9,
-                dark.stroke_width(3),
+                ty.px(14),
+                ty.px(9),
+                dark.stroke_width(ty.px(3)),
             ))
             .map_err(plot)?;
         chart
             .draw_secondary_series(
                 mean.iter()
-                    .map(|&p| TriangleMarker::new(p, 8, dark.filled())),
+                    .map(|&p| TriangleMarker::new(p, ty.px(8), dark.filled())),
             )
             .map_err(plot)?;
     }

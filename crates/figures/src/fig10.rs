@@ -55,7 +55,7 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
             joined.len()
         ))
     })?;
-    let written = style::render_target(ctx, out, (2400, 1150), &fig)?;
+    let written = style::render_target(ctx, out, (2000, 2000), &fig)?;
     let mut inputs = drift_files;
     inputs.extend(em_files);
     inputs.extend(pc1_files);
@@ -164,17 +164,18 @@ impl Fig10 {
         m: &[Vec<Option<f64>>],
         caption: &str,
         area: &DrawingArea<DB, plotters::coord::Shift>,
+        ty: &style::Type,
     ) -> Result<()> {
         let k = self.traits.len();
         let ratio = diagonal_ratio(m).map_or("–".into(), |r| format!("{r:.2}"));
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!("{caption}; diagonal / off-diagonal |ρ| = {ratio}"),
-                (FONT, 28),
+                (FONT, ty.cell),
             )
-            .margin(20)
-            .x_label_area_size(90)
-            .y_label_area_size(200)
+            .margin(ty.px(20))
+            .x_label_area_size(ty.px(230))
+            .y_label_area_size(ty.px(200))
             .build_cartesian_2d(0.0..k as f64, 0.0..k as f64)
             .map_err(plot)?;
         chart
@@ -182,15 +183,15 @@ impl Fig10 {
             .disable_mesh()
             .x_labels(0)
             .y_labels(0)
-            .x_desc("behaviour: share of the trait's items answered with its positive pole (–: no variation)")
+            .x_desc("behaviour: share of items at the positive pole (–: no variation)")
             .y_desc("drift along the trait direction")
-            .axis_desc_style((FONT, 22))
+            .axis_desc_style((FONT, ty.axis))
             .draw()
             .map_err(plot)?;
-        // 19 pt: "sycophancy" and "power seeking" fit side by side under their cells.
+        // Names wider than their cells are turned (see `axis_names::columns`).
         let names = || self.traits.iter().map(|t| t.replace('_', " "));
-        axis_names::columns(&mut chart, names(), 0.0, 19)?;
-        axis_names::rows(&mut chart, names(), k, 19)?;
+        axis_names::columns(&mut chart, names(), 0.0, ty.tick)?;
+        axis_names::rows(&mut chart, names(), k, ty.tick)?;
         for (i, row) in m.iter().enumerate() {
             for (j, v) in row.iter().enumerate() {
                 let fill = v.map_or(RGBColor(230, 230, 230), diverging);
@@ -198,7 +199,7 @@ impl Fig10 {
                 let mut cell = Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill.filled());
                 cell.set_margin(2, 2, 2, 2);
                 let text = v.map_or_else(|| "–".to_string(), |v| format!("{v:+.2}"));
-                let style = (FONT, 24)
+                let style = (FONT, ty.cell)
                     .into_font()
                     .color(&text_on(fill))
                     .pos(Pos::new(HPos::Center, VPos::Center));
@@ -212,7 +213,7 @@ impl Fig10 {
         chart
             .draw_series((0..k).map(|i| {
                 let (x, y) = (i as f64, (k - 1 - i) as f64);
-                Rectangle::new([(x, y), (x + 1.0, y + 1.0)], BLACK.stroke_width(3))
+                Rectangle::new([(x, y), (x + 1.0, y + 1.0)], BLACK.stroke_width(ty.px(3)))
             }))
             .map_err(plot)?;
         Ok(())
@@ -220,6 +221,29 @@ impl Fig10 {
 }
 
 impl Figure for Fig10 {
+    /// No defined correlation: a grid of dashes.
+    fn fallback(&self) -> Option<style::Fallback> {
+        if !crate::degenerate::all_undefined(self.raw.iter().flatten()) {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for (i, d) in self.traits.iter().enumerate() {
+            for (j, b) in self.traits.iter().enumerate() {
+                let at = |m: &Vec<Vec<Option<f64>>>| {
+                    crate::degenerate::cell(m.get(i).and_then(|r| r.get(j)).copied().flatten())
+                };
+                rows.push(vec![d.clone(), b.clone(), at(&self.raw), at(&self.partial)]);
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig10",
+            "trait drift vs trait behaviour (Spearman rho)",
+            "no Spearman correlation is defined (every drift or behaviour score is constant)",
+            &["drift trait", "behaviour trait", "rho raw", "rho, PC1 out"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
@@ -240,12 +264,16 @@ impl Figure for Fig10 {
         if flat > 0 {
             title += &format!("; {flat} of {k} behaviour scores never vary (–)");
         }
-        let (body, _) = style::frame(root, &title, 10)?;
+        let ty = style::Type::of(root);
+        let (body, _) = style::frame(root, &title, ty.px(10))?;
         let (w, _) = body.dim_in_pixel();
-        let (plots, bar) = body.split_horizontally(w.saturating_sub(200));
-        let halves = plots.split_evenly((1, 2));
-        self.panel(&self.raw, "raw", &halves[0])?;
-        self.panel(&self.partial, "signed PC1 regressed out", &halves[1])?;
-        style::colour_bar(&bar, -1.0, 1.0, "Spearman ρ", |t| diverging(2.0 * t - 1.0))
+        let (plots, bar) = body.split_horizontally(w.saturating_sub(ty.px(200)));
+        // One above the other: side by side, the trait names do not fit under the cells.
+        let halves = plots.split_evenly((2, 1));
+        self.panel(&self.raw, "raw", &halves[0], &ty)?;
+        self.panel(&self.partial, "signed PC1 regressed out", &halves[1], &ty)?;
+        style::colour_bar(&bar, -1.0, 1.0, "Spearman ρ", &ty, |t| {
+            diverging(2.0 * t - 1.0)
+        })
     }
 }

@@ -103,14 +103,18 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
         ))
     })?;
     let (w, h) = style::canvas(fig.panels.len());
-    let size = (w, h + fig.legend_height(w).saturating_sub(LEGEND_H));
+    let size = (
+        w,
+        h + fig
+            .legend_height(w)
+            .saturating_sub(style::Type::for_width(w).px(LEGEND_H)),
+    );
     let written = style::render_target(ctx, out, size, &fig)?;
     Ok((written, files))
 }
 
 /// The legend strip's height in the canvas of [`style::canvas`].
 const LEGEND_H: u32 = 110;
-const LEGEND_FONT: u32 = 22;
 
 /// Sort key: dangerous, benign, unknown kinds; within each, the paper's order.
 fn base_order(names: &mut Vec<String>) {
@@ -259,16 +263,22 @@ impl Fig11 {
     /// Height of the legend strip for a canvas `width` px wide: as many lines as
     /// [`style::legend_strip`] wraps the entries into (estimated from the text lengths).
     fn legend_height(&self, width: u32) -> u32 {
-        // About 0.55 em per character of the sans-serif font; sample 44 px + 10 + gap 36.
-        let char_w = 0.55 * f64::from(LEGEND_FONT);
+        // About 0.55 em per character of the sans-serif font; sample 44 px + 10 + gap 36
+        // at the canvas's scale.
+        let ty = style::Type::for_width(width);
+        let char_w = 0.55 * f64::from(ty.legend);
         let widths = self
             .legend()
             .into_iter()
-            .map(|(_, t)| 54.0 + char_w * t.chars().count() as f64);
-        let room = f64::from(width) - 40.0;
+            .map(|(_, t)| f64::from(ty.px(54)) + char_w * t.chars().count() as f64);
+        let room = f64::from(width) - f64::from(ty.px(40));
         let (mut lines, mut used) = (1u32, 0.0);
         for w in widths {
-            let need = if used == 0.0 { w } else { used + 36.0 + w };
+            let need = if used == 0.0 {
+                w
+            } else {
+                used + f64::from(ty.px(36)) + w
+            };
             if need > room && used > 0.0 {
                 lines += 1;
                 used = w;
@@ -276,23 +286,58 @@ impl Fig11 {
                 used = need;
             }
         }
-        (lines * (LEGEND_FONT + 14) + 40).max(LEGEND_H)
+        (lines * (ty.legend + ty.px(14)) + ty.px(40)).max(ty.px(LEGEND_H))
     }
 }
 
 impl Figure for Fig11 {
+    /// Every run a single checkpoint (or none finite): dots, not trajectories.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let series = self
+            .panels
+            .iter()
+            .flat_map(|p| p.lines.iter().map(|l| &l.series));
+        if !crate::degenerate::no_trajectory(series) {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for p in &self.panels {
+            for l in &p.lines {
+                let regime = regime(l.tag.as_deref());
+                rows.extend(crate::degenerate::series_rows(
+                    &[&p.model, &l.base, &regime],
+                    &l.series,
+                ));
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig11",
+            "|PC1| trajectories, full finetuning vs LoRA",
+            "no run has two checkpoints with a finite |PC1|, so there is no trajectory",
+            &[
+                "model",
+                "perturbation",
+                "regime",
+                "seed",
+                "step",
+                "|PC1| x100",
+            ],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "|PC1| trajectories: full finetuning vs LoRA";
-        let legend_h = self.legend_height(root.dim_in_pixel().0);
-        let (body, legend) = style::frame(root, title, legend_h)?;
+        let ty = style::Type::of(root);
+        let body = style::frame_with_legend(root, title, &self.legend())?;
         let areas = body.split_evenly(style::grid(self.panels.len()));
         for (panel, area) in self.panels.iter().zip(&areas) {
-            self.draw_panel(panel, area)?;
+            self.draw_panel(panel, area, &ty)?;
         }
-        style::legend_strip(&legend, &self.legend(), LEGEND_FONT)
+        Ok(())
     }
 }
 
@@ -301,6 +346,7 @@ impl Fig11 {
         &self,
         panel: &Panel,
         area: &DrawingArea<DB, plotters::coord::Shift>,
+        ty: &style::Type,
     ) -> Result<()> {
         let stats: Vec<(&Line, Vec<Stat>)> = panel
             .lines
@@ -311,19 +357,19 @@ impl Fig11 {
         let max_step = points.clone().map(|p| p.0).fold(1.0f64, f64::max);
         let y_max = points.map(|p| p.1 + p.2).fold(0.0f64, f64::max);
         let mut chart = ChartBuilder::on(area)
-            .caption(&panel.model, (FONT, 30))
-            .margin(20)
-            .margin_right(40)
-            .x_label_area_size(80)
-            .y_label_area_size(110)
+            .caption(&panel.model, (FONT, ty.caption))
+            .margin(ty.px(20))
+            .margin_right(ty.px(40))
+            .x_label_area_size(ty.px(80))
+            .y_label_area_size(ty.px(110))
             .build_cartesian_2d(0.0..max_step * 1.03, 0.0..(y_max * 1.12).max(1e-6))
             .map_err(plot)?;
         chart
             .configure_mesh()
             .x_desc("training step")
-            .y_desc("|PC1| × 100 (% of pre-finetuning activation norm)")
-            .label_style((FONT, 22))
-            .axis_desc_style((FONT, 24))
+            .y_desc("|PC1| × 100 (% of activation norm)")
+            .label_style((FONT, ty.tick))
+            .axis_desc_style((FONT, ty.axis))
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(228, 228, 228))
             .x_labels(10)
@@ -346,23 +392,26 @@ impl Fig11 {
             match self.dashes(line.tag.as_deref()) {
                 None => {
                     chart
-                        .draw_series(LineSeries::new(mean.clone(), c.stroke_width(4)))
+                        .draw_series(LineSeries::new(mean.clone(), c.stroke_width(ty.px(4))))
                         .map_err(plot)?;
                     chart
-                        .draw_series(mean.iter().map(|&p| Circle::new(p, 5, c.filled())))
+                        .draw_series(mean.iter().map(|&p| Circle::new(p, ty.px(5), c.filled())))
                         .map_err(plot)?;
                 }
                 Some((dash, gap, w)) => {
                     chart
                         .draw_series(DashedLineSeries::new(
                             mean.clone(),
-                            dash,
-                            gap,
-                            c.stroke_width(w),
+                            ty.px(dash),
+                            ty.px(gap),
+                            c.stroke_width(ty.px(w)),
                         ))
                         .map_err(plot)?;
                     chart
-                        .draw_series(mean.iter().map(|&p| TriangleMarker::new(p, 7, c.filled())))
+                        .draw_series(
+                            mean.iter()
+                                .map(|&p| TriangleMarker::new(p, ty.px(7), c.filled())),
+                        )
                         .map_err(plot)?;
                 }
             }

@@ -130,21 +130,66 @@ impl Fig2 {
 }
 
 impl Figure for Fig2 {
+    /// No final checkpoint with a finite drift and cosine: an empty scatter.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let points = self
+            .panels
+            .iter()
+            .flat_map(|(m, p)| p.iter().map(move |p| (m, p)));
+        if points
+            .clone()
+            .any(|(_, p)| p.drift.is_finite() && p.cosine.is_finite())
+        {
+            return None;
+        }
+        let cell = |v: f64| crate::degenerate::cell(Some(v));
+        let rows = points
+            .map(|(m, p)| {
+                vec![
+                    m.clone(),
+                    p.perturbation.clone(),
+                    cell(p.drift),
+                    cell(p.cosine),
+                    crate::degenerate::cell(p.em),
+                ]
+            })
+            .collect();
+        Some(crate::degenerate::note(
+            "fig2",
+            "final drift magnitude vs cosine to PC1",
+            "no final checkpoint has a finite drift magnitude and cosine to PC1",
+            &[
+                "model",
+                "perturbation",
+                "drift x100",
+                "cosine to PC1",
+                "EM %",
+            ],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title =
             "Final checkpoints: drift magnitude vs alignment with the cluster PC1, coloured by EM";
-        let (body, legend) = style::frame(root, title, 110)?;
+        let ty = style::Type::of(root);
+        let body = style::frame_with_legend(root, title, &self.legend())?;
         let (w, _) = body.dim_in_pixel();
-        let (plots, bar) = body.split_horizontally(w.saturating_sub(230));
+        let (plots, bar) = body.split_horizontally(w.saturating_sub(ty.px(230)));
         let areas = plots.split_evenly(style::grid(self.panels.len()));
         for ((model, points), area) in self.panels.iter().zip(&areas) {
-            self.draw_panel(model, points, area)?;
+            self.draw_panel(model, points, area, &ty)?;
         }
         let (lo, hi) = self.em_range;
-        style::colour_bar(&bar, lo, hi, &self.em_label, |t| self.map(t))?;
+        style::colour_bar(&bar, lo, hi, &self.em_label, &ty, |t| self.map(t))
+    }
+}
+
+impl Fig2 {
+    fn legend(&self) -> Vec<(Mark, String)> {
         let mut entries: Vec<(Mark, String)> = self
             .perturbations
             .iter()
@@ -172,7 +217,7 @@ impl Figure for Fig2 {
             };
             entries.push((entry.0, entry.1.into()));
         }
-        style::legend_strip(&legend, &entries, 24)
+        entries
     }
 }
 
@@ -182,6 +227,7 @@ impl Fig2 {
         model: &str,
         points: &[Point],
         area: &DrawingArea<DB, plotters::coord::Shift>,
+        ty: &style::Type,
     ) -> Result<()> {
         let x_max = points.iter().map(|p| p.drift).fold(0.0f64, f64::max);
         let c_lo = points.iter().map(|p| p.cosine).fold(1.0f64, f64::min);
@@ -190,19 +236,19 @@ impl Fig2 {
         // Cosines lie in [-1, 1]; the margin keeps markers at the ends off the frame.
         let y_range = (c_lo - 0.12 * span).max(-1.08)..(c_hi + 0.12 * span).min(1.08);
         let mut chart = ChartBuilder::on(area)
-            .caption(model, (FONT, 30))
-            .margin(20)
-            .margin_right(40)
-            .x_label_area_size(80)
-            .y_label_area_size(110)
+            .caption(model, (FONT, ty.caption))
+            .margin(ty.px(20))
+            .margin_right(ty.px(40))
+            .x_label_area_size(ty.px(80))
+            .y_label_area_size(ty.px(110))
             .build_cartesian_2d(0.0..(x_max * 1.12).max(1e-6), y_range)
             .map_err(plot)?;
         chart
             .configure_mesh()
-            .x_desc("final drift magnitude ||x|| × 100 (% of activation norm)")
+            .x_desc("final drift ||x|| × 100 (% of activation norm)")
             .y_desc("cosine of the drift to PC1")
-            .label_style((FONT, 22))
-            .axis_desc_style((FONT, 24))
+            .label_style((FONT, ty.tick))
+            .axis_desc_style((FONT, ty.axis))
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(228, 228, 228))
             .x_label_formatter(&|v| style::tick(*v, x_max))
@@ -229,7 +275,11 @@ impl Fig2 {
                         let fill = p.em.map_or(self.unlabelled(), |e| self.fill(e));
                         EmptyElement::at((p.drift, p.cosine))
                             + Circle::new((0, 0), 13, fill.filled())
-                            + Circle::new((0, 0), 13, colour(&p.perturbation).stroke_width(4))
+                            + Circle::new(
+                                (0, 0),
+                                13,
+                                colour(&p.perturbation).stroke_width(ty.px(4)),
+                            )
                     }),
             )
             .map_err(plot)?;
@@ -242,10 +292,13 @@ impl Fig2 {
                     .map(|p| {
                         let fill = p.em.map_or(self.unlabelled(), |e| self.fill(e));
                         EmptyElement::at((p.drift, p.cosine))
-                            + Rectangle::new([(-12, -12), (12, 12)], fill.filled())
                             + Rectangle::new(
-                                [(-12, -12), (12, 12)],
-                                colour(&p.perturbation).stroke_width(4),
+                                [(-ty.dx(12), -ty.dx(12)), (ty.dx(12), ty.dx(12))],
+                                fill.filled(),
+                            )
+                            + Rectangle::new(
+                                [(-ty.dx(12), -ty.dx(12)), (ty.dx(12), ty.dx(12))],
+                                colour(&p.perturbation).stroke_width(ty.px(4)),
                             )
                     }),
             )

@@ -163,18 +163,45 @@ impl Fig3 {
 }
 
 impl Figure for Fig3 {
+    /// Every bar undefined (no dangerous and no benign checkpoints): only dashes.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let bars = self.groups.iter().flat_map(|(_, b)| b.iter());
+        if bars
+            .clone()
+            .any(|(f, p)| f.is_some_and(|b| b.0.is_finite()) || p.is_some_and(|b| b.0.is_finite()))
+        {
+            return None;
+        }
+        let value = |b: &Option<(f64, Option<(f64, f64)>)>| crate::degenerate::cell(b.map(|b| b.0));
+        let mut rows = Vec::new();
+        for (fs, bars) in &self.groups {
+            for (r, (f, p)) in self.regressors.iter().zip(bars) {
+                rows.push(vec![fs.clone(), pretty(r), value(f), value(p)]);
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig3",
+            "monitor error rates by feature set and regressor",
+            "no FNR or FPR is defined: the evaluated checkpoints are neither dangerous nor benign \
+             under the EM threshold; label EM (`traitwatch em`) and rerun `lopo`",
+            &["feature set", "regressor", "FNR %", "FPR %"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "Monitor error rates by feature set and regressor";
-        let (body, legend) = style::frame(root, title, 100)?;
-        let (sub, body) = body.split_vertically(40);
+        let ty = style::Type::of(root);
+        let body = style::frame_with_legend(root, title, &self.legend())?;
+        let (sub, body) = body.split_vertically(ty.px(40));
         let (w, _) = sub.dim_in_pixel();
         sub.draw(&Text::new(
             self.subtitle.clone(),
-            (w as i32 / 2, 14),
-            TextStyle::from((FONT, 24).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
+            (w as i32 / 2, ty.dx(14)),
+            TextStyle::from((FONT, ty.cell).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
         ))
         .map_err(plot)?;
         let (top, bottom) = body.split_vertically(body.dim_in_pixel().1 / 2);
@@ -183,13 +210,20 @@ impl Figure for Fig3 {
             "False negatives: dangerous checkpoints missed",
             "FNR (%)",
             |b| b.0,
+            &ty,
         )?;
         self.panel(
             &bottom,
             "False positives: alarms on benign checkpoints",
             "FPR (%)",
             |b| b.1,
-        )?;
+            &ty,
+        )
+    }
+}
+
+impl Fig3 {
+    fn legend(&self) -> Vec<(Mark, String)> {
         let mut entries: Vec<(Mark, String)> = self
             .regressors
             .iter()
@@ -203,7 +237,7 @@ impl Figure for Fig3 {
             Mark::Line(WHITE, 1),
             "– : undefined (no such checkpoints)".into(),
         ));
-        style::legend_strip(&legend, &entries, 22)
+        entries
     }
 }
 
@@ -214,22 +248,23 @@ impl Fig3 {
         caption: &str,
         y_desc: &str,
         pick: fn(&(Bar, Bar)) -> Bar,
+        ty: &style::Type,
     ) -> Result<()> {
         let g = self.groups.len();
         let labels: Vec<String> = self.groups.iter().map(|x| x.0.clone()).collect();
         let mut chart = ChartBuilder::on(area)
-            .caption(caption, (FONT, 26))
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
+            .caption(caption, (FONT, ty.caption))
+            .margin(ty.px(16))
+            .margin_right(ty.px(30))
+            .x_label_area_size(ty.px(50))
+            .y_label_area_size(ty.px(90))
             .build_cartesian_2d((0..g.saturating_sub(1)).into_segmented(), 0.0..112.0)
             .map_err(plot)?;
         chart
             .configure_mesh()
             .y_desc(y_desc)
-            .label_style((FONT, 21))
-            .axis_desc_style((FONT, 24))
+            .label_style((FONT, ty.tick))
+            .axis_desc_style((FONT, ty.axis))
             .disable_x_mesh()
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(228, 228, 228))
@@ -270,7 +305,7 @@ impl Fig3 {
                                 + Text::new(
                                     format!("{v:.1}"),
                                     (centre, -6),
-                                    TextStyle::from((FONT, 17).into_font())
+                                    TextStyle::from((FONT, ty.cell).into_font())
                                         .pos(Pos::new(HPos::Center, VPos::Bottom)),
                                 );
                             chart.draw_series(std::iter::once(text)).map_err(plot)?;
@@ -282,15 +317,15 @@ impl Fig3 {
                             let whisker = EmptyElement::at(at)
                                 + PathElement::new(
                                     vec![(centre, 0), (centre, len)],
-                                    BLACK.stroke_width(2),
+                                    BLACK.stroke_width(ty.px(2)),
                                 )
                                 + PathElement::new(
                                     vec![(centre - 6, 0), (centre + 6, 0)],
-                                    BLACK.stroke_width(2),
+                                    BLACK.stroke_width(ty.px(2)),
                                 )
                                 + PathElement::new(
                                     vec![(centre - 6, len), (centre + 6, len)],
-                                    BLACK.stroke_width(2),
+                                    BLACK.stroke_width(ty.px(2)),
                                 );
                             chart.draw_series(std::iter::once(whisker)).map_err(plot)?;
                         }
@@ -300,7 +335,7 @@ impl Fig3 {
                             + Text::new(
                                 "–",
                                 (centre, -14),
-                                TextStyle::from((FONT, 26).into_font())
+                                TextStyle::from((FONT, ty.cell).into_font())
                                     .pos(Pos::new(HPos::Center, VPos::Center)),
                             );
                         chart.draw_series(std::iter::once(mark)).map_err(plot)?;

@@ -82,17 +82,45 @@ impl Fig4 {
 }
 
 impl Figure for Fig4 {
+    /// No finite loading: an empty bar chart.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let values = self
+            .panels
+            .iter()
+            .flat_map(|(_, l, _)| l.iter().map(|x| x.1));
+        if values.clone().any(f64::is_finite) {
+            return None;
+        }
+        let rows = self
+            .panels
+            .iter()
+            .flat_map(|(m, l, _)| {
+                l.iter().map(move |(t, v)| {
+                    vec![m.clone(), t.clone(), crate::degenerate::cell(Some(*v))]
+                })
+            })
+            .collect();
+        Some(crate::degenerate::note(
+            "fig4",
+            "PC1 loadings per trait",
+            "no PC1 loading is finite (the drift vectors are all zero or undefined); rerun `traitwatch pca`",
+            &["model", "trait", "loading"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "What the cluster PC1 is made of: trait loadings and explained variance";
-        let (area, _) = style::frame(root, title, 20)?;
+        let ty = style::Type::of(root);
+        let (area, _) = style::frame(root, title, ty.px(20))?;
         let rows = area.split_evenly((self.panels.len(), 1));
         for ((model, loadings, scree), row) in self.panels.iter().zip(&rows) {
             let (left, right) = row.split_horizontally((62).percent_width());
-            draw_loadings(model, loadings, &left)?;
-            draw_scree(model, scree, &right)?;
+            draw_loadings(model, loadings, &left, &ty)?;
+            draw_scree(model, scree, &right, &ty)?;
         }
         Ok(())
     }
@@ -102,22 +130,23 @@ fn draw_loadings<DB: DrawingBackend>(
     model: &str,
     loadings: &[(String, f64)],
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    ty: &style::Type,
 ) -> Result<()> {
     let n = loadings.len();
     let lim = loadings.iter().map(|l| l.1.abs()).fold(0.1f64, f64::max) * 1.25;
     let names: Vec<String> = loadings.iter().map(|l| l.0.clone()).collect();
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("PC1 loadings ({model})"), (FONT, 28))
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(190)
+        .caption(format!("PC1 loadings ({model})"), (FONT, ty.caption))
+        .margin(ty.px(20))
+        .x_label_area_size(ty.px(60))
+        .y_label_area_size(ty.px(190))
         .build_cartesian_2d(-lim..lim, (0..n.saturating_sub(1)).into_segmented())
         .map_err(plot)?;
     chart
         .configure_mesh()
         .x_desc("loading on PC1 (sign fixed so harmlessness is positive)")
-        .label_style((FONT, 22))
-        .axis_desc_style((FONT, 22))
+        .label_style((FONT, ty.tick))
+        .axis_desc_style((FONT, ty.axis))
         .y_label_formatter(&|v| match v {
             // Table order from the top.
             SegmentValue::CenterOf(i) => (n - 1)
@@ -150,7 +179,7 @@ fn draw_loadings<DB: DrawingBackend>(
     chart
         .draw_series(std::iter::once(PathElement::new(
             vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n))],
-            BLACK.stroke_width(2),
+            BLACK.stroke_width(ty.px(2)),
         )))
         .map_err(plot)?;
     // Values at the bar ends.
@@ -165,7 +194,7 @@ fn draw_loadings<DB: DrawingBackend>(
                 + Text::new(
                     format!("{v:+.2}"),
                     (dx, 0),
-                    TextStyle::from((FONT, 20).into_font()).pos(Pos::new(h, VPos::Center)),
+                    TextStyle::from((FONT, ty.cell).into_font()).pos(Pos::new(h, VPos::Center)),
                 )
         }))
         .map_err(plot)?;
@@ -179,9 +208,9 @@ fn draw_loadings<DB: DrawingBackend>(
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(-lim, y.clone()), (lim, y)],
-                8,
-                6,
-                RGBColor(120, 120, 120).stroke_width(2),
+                ty.px(8),
+                ty.px(6),
+                RGBColor(120, 120, 120).stroke_width(ty.px(2)),
             ))
             .map_err(plot)?;
     }
@@ -192,21 +221,22 @@ fn draw_scree<DB: DrawingBackend>(
     _model: &str,
     scree: &[f64],
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    ty: &style::Type,
 ) -> Result<()> {
     let k = scree.len();
     let mut chart = ChartBuilder::on(area)
-        .caption("Scree", (FONT, 28))
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(80)
+        .caption("Scree", (FONT, ty.caption))
+        .margin(ty.px(20))
+        .x_label_area_size(ty.px(60))
+        .y_label_area_size(ty.px(80))
         .build_cartesian_2d((1..k as u32).into_segmented(), 0.0..105.0)
         .map_err(plot)?;
     chart
         .configure_mesh()
         .x_desc("component")
         .y_desc("variance explained (%)")
-        .label_style((FONT, 22))
-        .axis_desc_style((FONT, 22))
+        .label_style((FONT, ty.tick))
+        .axis_desc_style((FONT, ty.axis))
         .x_label_formatter(&|v| match v {
             SegmentValue::CenterOf(c) => format!("PC{c}"),
             _ => String::new(),
@@ -236,7 +266,7 @@ fn draw_scree<DB: DrawingBackend>(
             Text::new(
                 format!("{v:.1}%"),
                 (SegmentValue::CenterOf(i as u32 + 1), v + 4.0),
-                (FONT, 22).into_font(),
+                (FONT, ty.cell).into_font(),
             )
         }))
         .map_err(plot)?;

@@ -239,6 +239,7 @@ impl Fig5 {
         &self,
         panel: &Panel,
         area: &DrawingArea<DB, plotters::coord::Shift>,
+        ty: &style::Type,
     ) -> Result<()> {
         let k = self.traits.len();
         let values = |p: &Pick| -> Vec<f64> {
@@ -251,31 +252,35 @@ impl Fig5 {
         let lo = va.iter().chain(&vb).fold(0.0f64, |m, v| m.min(*v));
         let hi = va.iter().chain(&vb).fold(0.0f64, |m, v| m.max(*v));
         let pad = 0.12 * (hi - lo).max(1e-6);
-        let (chart_area, legend) = area.split_vertically(area.dim_in_pixel().1.saturating_sub(90));
+        let (chart_area, legend) =
+            area.split_vertically(area.dim_in_pixel().1.saturating_sub(ty.px(90)));
         let mut chart = ChartBuilder::on(&chart_area)
-            .caption(panel.caption(em_name(panel.pair[0].kind)), (FONT, 28))
-            .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(110)
+            .caption(
+                panel.caption(em_name(panel.pair[0].kind)),
+                (FONT, ty.caption),
+            )
+            .margin(ty.px(20))
+            .x_label_area_size(ty.px(60))
+            .y_label_area_size(ty.px(110))
             .build_cartesian_2d(0.0..k.max(1) as f64, (lo - pad)..(hi + pad))
             .map_err(plot)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
-            .y_desc("drift along the trait × 100 (% of activation norm)")
-            .axis_desc_style((FONT, 22))
-            .label_style((FONT, 20))
+            .y_desc("trait drift × 100 (% of act. norm)")
+            .axis_desc_style((FONT, ty.axis))
+            .label_style((FONT, ty.tick))
             .light_line_style(WHITE)
             .y_label_formatter(&|v| format!("{:.2}", if v.abs() < 5e-7 { 0.0 } else { *v }))
             .draw()
             .map_err(plot)?;
         let names = self.traits.iter().map(|t| t.replace('_', " "));
-        crate::axis_names::columns(&mut chart, names, lo - pad, 21)?;
+        crate::axis_names::columns(&mut chart, names, lo - pad, ty.tick)?;
         chart
             .draw_series([PathElement::new(
                 vec![(0.0, 0.0), (k as f64, 0.0)],
-                BLACK.stroke_width(2),
+                BLACK.stroke_width(ty.px(2)),
             )])
             .map_err(plot)?;
         let colours = panel.colours();
@@ -292,11 +297,43 @@ impl Fig5 {
             (Mark::Square(colours[0]), describe(&panel.pair[0])),
             (Mark::Square(colours[1]), describe(&panel.pair[1])),
         ];
-        style::legend_strip(&legend, &entries, 22)
+        style::legend_strip(&legend, &entries, ty)
     }
 }
 
 impl Figure for Fig5 {
+    /// Neither run of any pair has a finite per-trait drift: empty bars.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let values = self
+            .panels
+            .iter()
+            .flat_map(|p| p.pair.iter().flat_map(|q| q.drift.values()));
+        if values.clone().any(|v| v.is_finite()) {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for p in &self.panels {
+            for q in &p.pair {
+                for (t, v) in &q.drift {
+                    rows.push(vec![
+                        p.model.clone(),
+                        q.perturbation.clone(),
+                        q.seed.to_string(),
+                        t.clone(),
+                        crate::degenerate::cell(Some(*v)),
+                    ]);
+                }
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig5",
+            "per-trait drift of a matched-|PC1| pair",
+            "no per-trait drift of the paired runs is finite; rerun `traitwatch drift`",
+            &["model", "perturbation", "seed", "trait", "drift"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
@@ -305,10 +342,11 @@ impl Figure for Fig5 {
             "Matched |PC1|, different {}: the per-trait drift of the two runs",
             self.em_name
         );
-        let (body, _) = style::frame(root, &title, 10)?;
+        let ty = style::Type::of(root);
+        let (body, _) = style::frame(root, &title, ty.px(10))?;
         let areas = body.split_evenly((self.panels.len(), 1));
         for (panel, area) in self.panels.iter().zip(&areas) {
-            self.draw_panel(panel, area)?;
+            self.draw_panel(panel, area, &ty)?;
         }
         Ok(())
     }

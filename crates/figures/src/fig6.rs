@@ -28,13 +28,9 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
     }
     let fig =
         Fig6::new(&tables).ok_or_else(|| ctx.no_data("the `trait_cosines` tables are empty"))?;
-    let n = fig.panels.len();
-    let cols = n.min(2);
-    let rows = n.div_ceil(2);
-    let size = (
-        if cols == 1 { 1500 } else { 2800 },
-        (120 + 900 * rows) as u32,
-    );
+    // One heatmap per row: side by side, seven columns of trait names cannot be
+    // labelled at a legible size.
+    let size = (2000, (120 + 1000 * fig.panels.len()) as u32);
     let written = style::render_target(ctx, out, size, &fig)?;
     Ok((written, files))
 }
@@ -67,34 +63,66 @@ impl Fig6 {
 }
 
 impl Figure for Fig6 {
+    /// No finite cosine: a grid of dashes.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let cells = self.panels.iter().flat_map(|p| p.3.iter().flatten());
+        if !crate::degenerate::all_undefined(cells) {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for (model, layer, names, m) in &self.panels {
+            for (i, row) in m.iter().enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    let name = |k: usize| names.get(k).cloned().unwrap_or_default();
+                    rows.push(vec![
+                        model.clone(),
+                        layer.to_string(),
+                        name(i),
+                        name(j),
+                        crate::degenerate::cell(*v),
+                    ]);
+                }
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig6",
+            "cosines of the trait directions",
+            "no cosine between trait directions is finite; rerun `traitwatch traits`",
+            &["model", "layer", "trait", "trait", "cosine"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "Cosine similarity of the trait directions at the selected layer l*";
-        let (body, _) = style::frame(root, title, 10)?;
+        let ty = style::Type::of(root);
+        let (body, _) = style::frame(root, title, ty.px(10))?;
         let (w, _) = body.dim_in_pixel();
-        let (plots, bar) = body.split_horizontally(w.saturating_sub(200));
+        let (plots, bar) = body.split_horizontally(w.saturating_sub(ty.px(200)));
         let n = self.panels.len();
-        let areas = plots.split_evenly((n.div_ceil(2), n.min(2)));
+        let areas = plots.split_evenly((n, 1));
         for (panel, area) in self.panels.iter().zip(&areas) {
-            draw_panel(panel, area)?;
+            draw_panel(panel, area, &ty)?;
         }
-        style::colour_bar(&bar, -1.0, 1.0, "cosine", |t| diverging(2.0 * t - 1.0))
+        style::colour_bar(&bar, -1.0, 1.0, "cosine", &ty, |t| diverging(2.0 * t - 1.0))
     }
 }
 
 fn draw_panel<DB: DrawingBackend>(
     (model, layer, names, m): &Panel,
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    ty: &style::Type,
 ) -> Result<()> {
     let k = names.len();
     let label = |i: usize| names.get(i).map_or(String::new(), |n| n.replace('_', " "));
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{model} (layer {layer})"), (FONT, 30))
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(170)
+        .caption(format!("{model} (layer {layer})"), (FONT, ty.caption))
+        .margin(ty.px(20))
+        .x_label_area_size(ty.px(60))
+        .y_label_area_size(ty.px(170))
         .build_cartesian_2d(
             (0..k.saturating_sub(1)).into_segmented(),
             (0..k.saturating_sub(1)).into_segmented(),
@@ -112,7 +140,7 @@ fn draw_panel<DB: DrawingBackend>(
         .disable_mesh()
         .x_labels(k)
         .y_labels(k)
-        .label_style((FONT, 21))
+        .label_style((FONT, ty.tick))
         .x_label_formatter(&|s| centre(s).map_or(String::new(), label))
         .y_label_formatter(&|s| {
             centre(s)
@@ -128,7 +156,7 @@ fn draw_panel<DB: DrawingBackend>(
                 .draw_series(std::iter::once(Rectangle::new(cell(i, j), fill.filled())))
                 .map_err(plot)?;
             let text = v.map_or_else(|| "–".to_string(), |v| format!("{v:+.2}"));
-            let style = (FONT, 24)
+            let style = (FONT, ty.cell)
                 .into_font()
                 .color(&text_on(fill))
                 .pos(Pos::new(HPos::Center, VPos::Center));
@@ -147,8 +175,14 @@ fn draw_panel<DB: DrawingBackend>(
         let y = k - s;
         chart
             .draw_series([
-                PathElement::new(vec![(ex(s), ex(0)), (ex(s), ex(k))], BLACK.stroke_width(4)),
-                PathElement::new(vec![(ex(0), ex(y)), (ex(k), ex(y))], BLACK.stroke_width(4)),
+                PathElement::new(
+                    vec![(ex(s), ex(0)), (ex(s), ex(k))],
+                    BLACK.stroke_width(ty.px(4)),
+                ),
+                PathElement::new(
+                    vec![(ex(0), ex(y)), (ex(k), ex(y))],
+                    BLACK.stroke_width(ty.px(4)),
+                ),
             ])
             .map_err(plot)?;
     }

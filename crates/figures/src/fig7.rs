@@ -31,7 +31,7 @@ pub fn render(ctx: &Context, out: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)>
              results with at least two calibration perturbations per model)",
         )
     })?;
-    let h = (360 + 190 * fig.models.len() as u32).max(800);
+    let h = (500 + 190 * fig.models.len() as u32).max(950);
     let w = (400 + 2 * 220 * fig.held_out.len() as u32).max(style::WIDTH);
     let written = style::render_target(ctx, out, (w, h), &fig)?;
     Ok((written, files))
@@ -103,13 +103,15 @@ impl Fig7 {
         &self,
         area: &DrawingArea<DB, plotters::coord::Shift>,
         caption: &str,
+        ty: &style::Type,
         value: fn(&MetricRow) -> (Option<f64>, u64, &'static str),
     ) -> Result<()> {
         let (nr, nc) = (self.models.len(), self.held_out.len());
         let mut chart = ChartBuilder::on(area)
-            .caption(caption, (FONT, 28))
-            .margin(20)
-            .x_label_area_size(70)
+            .caption(caption, (FONT, ty.caption))
+            .margin(ty.px(20))
+            // Room for the names turned downwards when they are wider than a cell.
+            .x_label_area_size(ty.px(200))
             .y_label_area_size(if nr > 0 { 200 } else { 20 })
             .build_cartesian_2d(0.0..nc.max(1) as f64, 0.0..nr.max(1) as f64)
             .map_err(plot)?;
@@ -119,11 +121,11 @@ impl Fig7 {
             .x_labels(0)
             .y_labels(0)
             .x_desc("held-out calibration perturbation")
-            .axis_desc_style((FONT, 22))
+            .axis_desc_style((FONT, ty.axis))
             .draw()
             .map_err(plot)?;
-        axis_names::columns(&mut chart, self.held_out.iter().cloned(), 0.0, 22)?;
-        axis_names::rows(&mut chart, self.models.iter().cloned(), nr, 22)?;
+        axis_names::columns(&mut chart, self.held_out.iter().cloned(), 0.0, ty.tick)?;
+        axis_names::rows(&mut chart, self.models.iter().cloned(), nr, ty.tick)?;
         for (i, row) in self.cells.iter().enumerate() {
             let y = nr - 1 - i;
             for (j, cell) in row.iter().enumerate() {
@@ -138,15 +140,15 @@ impl Fig7 {
                 chart.draw_series([rect, border]).map_err(plot)?;
                 let centre = (x0 + 0.5, y0 + 0.5);
                 let (main, sub) = match v {
-                    Some(v) => (format!("{:.1}%", 100.0 * v), format!("of {denom} {what}")),
+                    Some(v) => (format!("{:.1}%", 100.0 * v), format!("n = {denom}")),
                     None => ("–".to_string(), format!("no {what}")),
                 };
                 let ink = text_on(fill);
-                let big = (FONT, 30)
+                let big = (FONT, ty.cell)
                     .into_font()
                     .color(&ink)
                     .pos(Pos::new(HPos::Center, VPos::Bottom));
-                let small = (FONT, 19)
+                let small = (FONT, ty.cell)
                     .into_font()
                     .color(&ink)
                     .pos(Pos::new(HPos::Center, VPos::Top));
@@ -163,6 +165,52 @@ impl Fig7 {
 }
 
 impl Figure for Fig7 {
+    /// A grid whose every cell is a dash (no dangerous, or no benign, held-out checkpoint
+    /// anywhere) says nothing: the cells go into a table instead.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let cells = self.cells.iter().flatten().flatten();
+        let fnr = crate::degenerate::all_undefined(cells.clone().map(|c| &c.fnr));
+        let fpr = crate::degenerate::all_undefined(cells.map(|c| &c.fpr));
+        if !fnr && !fpr {
+            return None;
+        }
+        let missing = match (fnr, fpr) {
+            (true, true) => "no fold has a defined FNR or FPR",
+            (true, false) => {
+                "no held-out perturbation has a dangerous checkpoint, so no FNR is defined"
+            }
+            _ => "no held-out perturbation has a benign checkpoint, so no FPR is defined",
+        };
+        let mut rows = Vec::new();
+        for (model, row) in self.models.iter().zip(&self.cells) {
+            for (held_out, c) in self.held_out.iter().zip(row) {
+                let c = c.as_ref();
+                rows.push(vec![
+                    model.clone(),
+                    held_out.clone(),
+                    crate::degenerate::cell(c.and_then(|c| c.fnr)),
+                    c.map_or(0, |c| c.positives).to_string(),
+                    crate::degenerate::cell(c.and_then(|c| c.fpr)),
+                    c.map_or(0, |c| c.negatives).to_string(),
+                ]);
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig7",
+            &format!(
+                "leave-one-perturbation-out errors ({} features, {})",
+                pretty(&self.feature_set),
+                pretty(&self.regressor)
+            ),
+            format!(
+                "{missing}; label more perturbations or seeds dangerous and benign \
+                 (`traitwatch em`) and rerun `lopo --all`"
+            ),
+            &["model", "held out", "FNR", "dangerous", "FPR", "benign"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
@@ -172,12 +220,13 @@ impl Figure for Fig7 {
             pretty(&self.feature_set),
             pretty(&self.regressor)
         );
-        let (body, _) = style::frame(root, &title, 20)?;
+        let ty = style::Type::of(root);
+        let (body, _) = style::frame(root, &title, ty.px(20))?;
         let (left, right) = body.split_horizontally(body.dim_in_pixel().0 / 2);
-        self.grid(&left, "FNR: missed dangerous checkpoints", |c| {
+        self.grid(&left, "FNR: missed dangerous checkpoints", &ty, |c| {
             (c.fnr, c.positives, "dangerous")
         })?;
-        self.grid(&right, "FPR: alarms on benign checkpoints", |c| {
+        self.grid(&right, "FPR: alarms on benign checkpoints", &ty, |c| {
             (c.fpr, c.negatives, "benign")
         })
     }

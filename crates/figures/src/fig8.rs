@@ -114,12 +114,49 @@ impl Fig8 {
 }
 
 impl Figure for Fig8 {
+    /// Fewer than two perturbations with a final EM value: nothing to sort or compare.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let shown = (0..self.perturbations.len())
+            .filter(|&i| {
+                self.models.iter().any(|m| {
+                    m.1.get(i)
+                        .is_some_and(|v| v.is_some_and(|v| v.0.is_finite()))
+                })
+            })
+            .count();
+        if shown >= 2 {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for (model, values, _) in &self.models {
+            for (p, v) in self.perturbations.iter().zip(values) {
+                rows.push(vec![
+                    model.clone(),
+                    p.clone(),
+                    crate::degenerate::cell(v.map(|v| v.0)),
+                    v.map_or(0, |v| v.2).to_string(),
+                ]);
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig8",
+            "final EM per perturbation by severity",
+            format!(
+                "{shown} perturbation(s) with a final {}: a ranking needs at least two",
+                self.em_label
+            ),
+            &["model", "perturbation", "final EM", "seeds"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "Final EM per perturbation, sorted by mean severity";
-        let (body, legend) = style::frame(root, title, 90)?;
+        let ty = style::Type::of(root);
+        let body = style::frame_with_legend(root, title, &self.legend())?;
         let n = self.perturbations.len();
         let values = self.models.iter().flat_map(|m| m.1.iter().flatten());
         let hi = values
@@ -134,18 +171,18 @@ impl Figure for Fig8 {
         let y_range = (mid - 0.6 * span).max(min - pad)..(mid + 0.6 * span).min(max + pad);
         let perts = &self.perturbations;
         let mut chart = ChartBuilder::on(&body)
-            .margin(20)
-            .margin_right(40)
-            .x_label_area_size(90)
-            .y_label_area_size(110)
+            .margin(ty.px(20))
+            .margin_right(ty.px(40))
+            .x_label_area_size(ty.px(90))
+            .y_label_area_size(ty.px(110))
             .build_cartesian_2d(-0.5..(n as f64 - 0.5), y_range)
             .map_err(plot)?;
         chart
             .configure_mesh()
             .x_desc("perturbation (least to most severe)")
-            .y_desc(format!("final-checkpoint {}", self.em_label))
-            .label_style((FONT, 22))
-            .axis_desc_style((FONT, 24))
+            .y_desc(format!("final {}", self.em_label))
+            .label_style((FONT, ty.tick))
+            .axis_desc_style((FONT, ty.axis))
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(228, 228, 228))
             .x_labels(n)
@@ -195,16 +232,22 @@ impl Figure for Fig8 {
             chart
                 .draw_series(LineSeries::new(
                     pts.iter().map(|&(x, m, _)| (x, m)),
-                    c.stroke_width(4),
+                    c.stroke_width(ty.px(4)),
                 ))
                 .map_err(plot)?;
             chart
                 .draw_series(
                     pts.iter()
-                        .map(|&(x, m, _)| Circle::new((x, m), 7, c.filled())),
+                        .map(|&(x, m, _)| Circle::new((x, m), ty.px(7), c.filled())),
                 )
                 .map_err(plot)?;
         }
+        Ok(())
+    }
+}
+
+impl Fig8 {
+    fn legend(&self) -> Vec<(Mark, String)> {
         let entries: Vec<(Mark, String)> = self
             .models
             .iter()
@@ -228,6 +271,6 @@ impl Figure for Fig8 {
                 (mark, format!("{m} ({rho}{band})"))
             })
             .collect();
-        style::legend_strip(&legend, &entries, 24)
+        entries
     }
 }

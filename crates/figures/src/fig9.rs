@@ -74,16 +74,47 @@ impl Fig9 {
 }
 
 impl Figure for Fig9 {
+    /// Every run a single checkpoint (or none finite): dots, not curves over training.
+    fn fallback(&self) -> Option<style::Fallback> {
+        let series = self
+            .panels
+            .iter()
+            .flat_map(|(_, l)| l.iter().map(|(_, s)| s));
+        if !crate::degenerate::no_trajectory(series) {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for (model, lines) in &self.panels {
+            for (pert, s) in lines {
+                rows.extend(crate::degenerate::series_rows(&[model, pert], s));
+            }
+        }
+        Some(crate::degenerate::note(
+            "fig9",
+            "step-aware alarm probability over training",
+            "no run has two checkpoints with a finite alarm probability, so there is no curve",
+            &["model", "perturbation", "seed", "step", "P(dangerous) %"],
+            rows,
+        ))
+    }
+
     fn draw<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, plotters::coord::Shift>,
     ) -> Result<()> {
         let title = "Step-aware alarm: probability that a checkpoint is dangerous, over training";
-        let (body, legend) = style::frame(root, title, 110)?;
+        let ty = style::Type::of(root);
+        let body = style::frame_with_legend(root, title, &self.legend())?;
         let areas = body.split_evenly(style::grid(self.panels.len()));
         for ((model, lines), area) in self.panels.iter().zip(&areas) {
-            draw_panel(model, lines, area)?;
+            draw_panel(model, lines, area, &ty)?;
         }
+        Ok(())
+    }
+}
+
+impl Fig9 {
+    fn legend(&self) -> Vec<(Mark, String)> {
         let tau = self
             .tau
             .map_or_else(|| "tau".to_string(), |t| format!("{t}"));
@@ -105,7 +136,7 @@ impl Figure for Fig9 {
             })
             .collect();
         entries.push((Mark::Dashed(BLACK, 2), "alarm threshold 50%".into()));
-        style::legend_strip(&legend, &entries, 22)
+        entries
     }
 }
 
@@ -113,6 +144,7 @@ fn draw_panel<DB: DrawingBackend>(
     model: &str,
     lines: &[(String, Series)],
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    ty: &style::Type,
 ) -> Result<()> {
     let max_step = lines
         .iter()
@@ -120,19 +152,19 @@ fn draw_panel<DB: DrawingBackend>(
         .map(|p| p.0)
         .fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption(model, (FONT, 30))
-        .margin(20)
-        .margin_right(40)
-        .x_label_area_size(80)
-        .y_label_area_size(110)
+        .caption(model, (FONT, ty.caption))
+        .margin(ty.px(20))
+        .margin_right(ty.px(40))
+        .x_label_area_size(ty.px(80))
+        .y_label_area_size(ty.px(110))
         .build_cartesian_2d(0.0..max_step * 1.03, 0.0..102.0)
         .map_err(plot)?;
     chart
         .configure_mesh()
         .x_desc("training step")
         .y_desc("alarm probability (%)")
-        .label_style((FONT, 22))
-        .axis_desc_style((FONT, 24))
+        .label_style((FONT, ty.tick))
+        .axis_desc_style((FONT, ty.axis))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(228, 228, 228))
         .x_label_formatter(&|v| format!("{v:.0}"))
@@ -142,9 +174,9 @@ fn draw_panel<DB: DrawingBackend>(
     chart
         .draw_series(DashedLineSeries::new(
             vec![(0.0, 50.0), (max_step * 1.03, 50.0)],
-            10,
-            8,
-            BLACK.stroke_width(2),
+            ty.px(10),
+            ty.px(8),
+            BLACK.stroke_width(ty.px(2)),
         ))
         .map_err(plot)?;
     for (pert, s) in lines {
@@ -155,10 +187,10 @@ fn draw_panel<DB: DrawingBackend>(
         }
         let mean: Vec<(f64, f64)> = stats.iter().map(|&(x, m, _, _)| (x, m)).collect();
         chart
-            .draw_series(LineSeries::new(mean.clone(), c.stroke_width(4)))
+            .draw_series(LineSeries::new(mean.clone(), c.stroke_width(ty.px(4))))
             .map_err(plot)?;
         chart
-            .draw_series(mean.iter().map(|&p| Circle::new(p, 5, c.filled())))
+            .draw_series(mean.iter().map(|&p| Circle::new(p, ty.px(5), c.filled())))
             .map_err(plot)?;
     }
     Ok(())

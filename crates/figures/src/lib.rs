@@ -3,10 +3,12 @@
 //!
 //! Every target reads the Parquet tables under a results directory, found by their table
 //! kind (the `traitwatch.table` footer key) wherever they lie, as `eval::load_results`
-//! does, so any layout of `results/` works. A figure is drawn once to SVG and once to PNG
-//! (the same drawing, 1600 x 1000 px or taller for multi-panel figures) with a provenance
-//! sidecar `<stem>.json` naming the manifest, the git revision and the sha256 of every
-//! table read. The `tables` target writes Markdown and LaTeX files under `<out>/tables/`.
+//! does, so any layout of `results/` works. A figure is drawn to PNG, SVG and vector PDF
+//! (the same drawing, 1600 x 1000 px or larger, printed 7 in wide with text of at least
+//! 7 pt; see `style::type_size`) with a provenance sidecar `<stem>.json` naming the
+//! manifest, the git revision and the sha256 of every table read. A figure whose data
+//! would make a degenerate plot (every value undefined, a single step, one class) is
+//! written as `<stem>.md` instead: why, and its numbers as a table (`degenerate`). The `tables` target writes Markdown and LaTeX files under `<out>/tables/`.
 //! The EM label a figure draws is chosen per run as the monitor chooses it (`em_data`): the
 //! free-form EM rate, else the log-odds label, else the paired-choice proxy.
 //!
@@ -33,6 +35,7 @@
 
 pub mod axis_names;
 pub mod band;
+pub mod degenerate;
 pub mod em_data;
 pub mod fig1;
 pub mod fig10;
@@ -46,6 +49,7 @@ pub mod fig7;
 pub mod fig8;
 pub mod fig9;
 pub mod load;
+pub mod pdf;
 pub mod provenance;
 pub mod stats;
 pub mod style;

@@ -1,9 +1,20 @@
 //! One look for every figure: colours per perturbation (the same in all figures), the
-//! font, sizes, and drawing one figure to both SVG and PNG.
+//! font, and the helpers figures share; text sizes (`type_size`), shared layout (`layout`)
+//! and writing a figure to PNG, SVG and PDF (`output`) are its submodules.
+
+mod layout;
+mod output;
+pub mod type_size;
+
+pub use layout::{
+    Mark, canvas, colour_bar, frame, frame_with_legend, grid, legend_height, legend_strip,
+};
+pub use output::{Fallback, Figure, render_both, render_target, write_atomically};
+pub use type_size::Type;
 
 use crate::{FigureError, Result};
 use plotters::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub const WIDTH: u32 = 1600;
@@ -95,72 +106,9 @@ pub fn ensure_font() -> Result<()> {
         .map_err(|e| FigureError::Font(e.clone()))
 }
 
-/// A figure that can draw itself on any plotters backend.
-pub trait Figure {
-    fn draw<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, plotters::coord::Shift>,
-    ) -> Result<()>;
-}
-
-/// Draw `figure` into `<out>/<stem>.svg` and `<out>/<stem>.png` (the same drawing), each
-/// written atomically. Returns both paths.
-pub fn render_both(
-    out: &Path,
-    stem: &str,
-    size: (u32, u32),
-    figure: &impl Figure,
-) -> Result<Vec<PathBuf>> {
-    ensure_font()?;
-    std::fs::create_dir_all(out).map_err(|source| FigureError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    let svg = out.join(format!("{stem}.svg"));
-    let png = out.join(format!("{stem}.png"));
-    let mut text = String::new();
-    {
-        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot)?;
-        figure.draw(&root)?;
-        root.present().map_err(plot)?;
-    }
-    write_atomically(&svg, text.as_bytes())?;
-    let tmp_png = tmp_path(&png);
-    {
-        let root = BitMapBackend::new(&tmp_png, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot)?;
-        figure.draw(&root)?;
-        root.present().map_err(plot)?;
-    }
-    std::fs::rename(&tmp_png, &png).map_err(|source| FigureError::Io {
-        path: png.clone(),
-        source,
-    })?;
-    Ok(vec![png, svg])
-}
-
 /// A plotters error as ours.
 pub fn plot<E: std::fmt::Display>(e: E) -> FigureError {
     FigureError::Draw(e.to_string())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "figure".into(), |n| n.to_string_lossy().into_owned());
-    // Keep the extension last: the bitmap encoder picks the format from it.
-    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
-}
-
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let io = |source| FigureError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// Mean and (sample) standard deviation; the std is 0 for one value.
@@ -357,240 +305,7 @@ pub fn darker(c: RGBColor) -> RGBColor {
     RGBColor(c.0 / 2, c.1 / 2, c.2 / 2)
 }
 
-/// Draw `figure` at `size` to `<out>/<target>.svg` and `.png`.
-pub fn render_target(
-    ctx: &crate::load::Context,
-    out: &Path,
-    size: (u32, u32),
-    figure: &impl Figure,
-) -> Result<Vec<PathBuf>> {
-    render_both(out, &ctx.target.name(), size, figure)
-}
-
 /// Format a rate (0..1) in %, a dash where undefined.
 pub fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_string(), |v| format!("{:.1}", 100.0 * v))
-}
-
-/// Draw a vertical colour bar for a map `f` over `lo..hi` into `area`, labelled `label`.
-pub fn colour_bar<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    lo: f64,
-    hi: f64,
-    label: &str,
-    f: impl Fn(f64) -> RGBColor,
-) -> Result<()> {
-    let (w, _) = area.dim_in_pixel();
-    let mut chart = ChartBuilder::on(area)
-        .margin_top(40)
-        .margin_bottom(90)
-        .margin_left(w.saturating_sub(110 + 10 + 45))
-        .margin_right(10)
-        .y_label_area_size(0)
-        .right_y_label_area_size(110)
-        .build_cartesian_2d(0.0..1.0, lo..hi)
-        .map_err(plot)?
-        .set_secondary_coord(0.0..1.0, lo..hi);
-    let steps = 100;
-    chart
-        .draw_series((0..steps).map(|i| {
-            let a = lo + (hi - lo) * i as f64 / steps as f64;
-            let b = lo + (hi - lo) * (i + 1) as f64 / steps as f64;
-            let t = (i as f64 + 0.5) / steps as f64;
-            Rectangle::new([(0.0, a), (1.0, b)], f(t).filled())
-        }))
-        .map_err(plot)?;
-    chart
-        .configure_secondary_axes()
-        .y_desc(label)
-        .label_style((FONT, 20))
-        .axis_desc_style((FONT, 22))
-        .y_labels(6)
-        .set_all_tick_mark_size(8)
-        .y_label_formatter(&|v| tick(*v, (hi - lo).abs()))
-        .draw()
-        .map_err(plot)?;
-    chart
-        .draw_series(std::iter::once(Rectangle::new(
-            [(0.0, lo), (1.0, hi)],
-            BLACK.stroke_width(1),
-        )))
-        .map_err(plot)?;
-    Ok(())
-}
-
-/// What a legend entry shows next to its text.
-#[derive(Debug, Clone, Copy)]
-pub enum Mark {
-    Line(RGBColor, u32),
-    Dashed(RGBColor, u32),
-    /// A line over a light band (mean ± sd).
-    Band(RGBColor),
-    Dot(RGBColor),
-    Square(RGBColor),
-    Hollow(RGBColor),
-    /// A hollow square: an extra run (`<perturbation>+<tag>`) where circles are the split's.
-    HollowSquare(RGBColor),
-}
-
-/// A one-line legend centred in `area` (a strip outside the plots, so it never covers
-/// data); entries wrap onto further lines when they do not fit.
-pub fn legend_strip<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    entries: &[(Mark, String)],
-    font_size: u32,
-) -> Result<()> {
-    let font = (FONT, font_size).into_font();
-    let (w, h) = area.dim_in_pixel();
-    let sample = 44i32;
-    let gap = 36i32;
-    let widths: Vec<i32> = entries
-        .iter()
-        .map(|(_, t)| {
-            let tw = area
-                .estimate_text_size(t, &TextStyle::from(font.clone()))
-                .map_or(0, |s| s.0 as i32);
-            sample + 10 + tw
-        })
-        .collect();
-    // Greedy lines.
-    let mut lines: Vec<Vec<usize>> = vec![vec![]];
-    let mut used = 0;
-    for (i, &ew) in widths.iter().enumerate() {
-        let need = if used == 0 { ew } else { used + gap + ew };
-        if need > w as i32 - 40 && used > 0 {
-            lines.push(vec![i]);
-            used = ew;
-        } else {
-            if let Some(l) = lines.last_mut() {
-                l.push(i);
-            }
-            used = need;
-        }
-    }
-    let line_h = font_size as i32 + 14;
-    let top = (h as i32 - line_h * lines.len() as i32) / 2;
-    for (li, line) in lines.iter().enumerate() {
-        let total: i32 =
-            line.iter().map(|&i| widths[i]).sum::<i32>() + gap * (line.len() as i32 - 1);
-        let mut x = (w as i32 - total) / 2;
-        let y = top + li as i32 * line_h + line_h / 2;
-        for &i in line {
-            let (mark, text) = &entries[i];
-            let (x0, x1) = (x, x + sample);
-            match *mark {
-                Mark::Line(c, wd) => area
-                    .draw(&PathElement::new(
-                        vec![(x0, y), (x1, y)],
-                        c.stroke_width(wd),
-                    ))
-                    .map_err(plot)?,
-                Mark::Dashed(c, wd) => {
-                    for k in 0..3 {
-                        let a = x0 + k * 16;
-                        area.draw(&PathElement::new(
-                            vec![(a, y), ((a + 10).min(x1), y)],
-                            c.stroke_width(wd),
-                        ))
-                        .map_err(plot)?;
-                    }
-                }
-                Mark::Band(c) => {
-                    area.draw(&Rectangle::new(
-                        [(x0, y - 9), (x1, y + 9)],
-                        c.mix(0.18).filled(),
-                    ))
-                    .map_err(plot)?;
-                    area.draw(&PathElement::new(vec![(x0, y), (x1, y)], c.stroke_width(4)))
-                        .map_err(plot)?;
-                }
-                Mark::Dot(c) => area
-                    .draw(&Circle::new((x0 + sample / 2, y), 8, c.filled()))
-                    .map_err(plot)?,
-                Mark::Square(c) => area
-                    .draw(&Rectangle::new(
-                        [(x0 + 8, y - 10), (x1 - 8, y + 10)],
-                        c.filled(),
-                    ))
-                    .map_err(plot)?,
-                Mark::Hollow(c) => area
-                    .draw(&Circle::new((x0 + sample / 2, y), 11, c.stroke_width(4)))
-                    .map_err(plot)?,
-                Mark::HollowSquare(c) => {
-                    let (cx, r) = (x0 + sample / 2, 10);
-                    area.draw(&Rectangle::new(
-                        [(cx - r, y - r), (cx + r, y + r)],
-                        c.stroke_width(4),
-                    ))
-                    .map_err(plot)?
-                }
-            }
-            area.draw(&Text::new(
-                text.clone(),
-                (x1 + 10, y),
-                TextStyle::from(font.clone()).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Left,
-                    plotters::style::text_anchor::VPos::Center,
-                )),
-            ))
-            .map_err(plot)?;
-            x += widths[i] + gap;
-        }
-    }
-    Ok(())
-}
-
-/// Rows and columns for `n` panels (at most 3 columns).
-pub fn grid(n: usize) -> (usize, usize) {
-    match n {
-        0 | 1 => (1, 1),
-        2 => (1, 2),
-        3 => (1, 3),
-        4 => (2, 2),
-        n => (n.div_ceil(3), 3),
-    }
-}
-
-/// The canvas for `n` panels of a figure with a title and a legend strip: 1600 x 1000 for
-/// one panel, taller (and wider for three columns) for more.
-pub fn canvas(n: usize) -> (u32, u32) {
-    let (rows, cols) = grid(n);
-    let width = match cols {
-        1 => WIDTH,
-        2 => 2000,
-        _ => 2400,
-    };
-    let height = if rows == 1 {
-        HEIGHT
-    } else {
-        200 + 760 * rows as u32
-    };
-    (width, height)
-}
-
-/// Split `root` into a title strip, the panel area and a legend strip of `legend_h` px.
-pub fn frame<DB: DrawingBackend>(
-    root: &DrawingArea<DB, plotters::coord::Shift>,
-    title: &str,
-    legend_h: u32,
-) -> Result<(
-    DrawingArea<DB, plotters::coord::Shift>,
-    DrawingArea<DB, plotters::coord::Shift>,
-)> {
-    let (_, h) = root.dim_in_pixel();
-    let (head, rest) = root.split_vertically(70);
-    head.draw(&Text::new(
-        title.to_string(),
-        (head.dim_in_pixel().0 as i32 / 2, 40),
-        TextStyle::from((FONT, 36).into_font().style(FontStyle::Bold)).pos(
-            plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Center,
-            ),
-        ),
-    ))
-    .map_err(plot)?;
-    let body_h = h.saturating_sub(70 + legend_h);
-    let (body, legend) = rest.split_vertically(body_h);
-    Ok((body, legend))
 }
