@@ -16,6 +16,7 @@
 //! - [`slurm`]: an sbatch job array (one task per cell) plus dependent jobs.
 
 mod em_stage;
+pub mod eta;
 pub mod extra;
 pub mod home;
 mod identity;

@@ -150,7 +150,7 @@ fn bad_input_gets_a_clear_error() {
             &["generate", "--model", "no-such-model", "--prompt", "x"],
             "smollm2-135m",
         ),
-        (&["reproduce", "fig99"], "unknown target"),
+        (&["reproduce", "fig99"], "possible values: fig1, fig2"),
         (
             &[
                 "--backend",

@@ -17,9 +17,9 @@ pub const DEFAULT_MANIFEST: &str = "experiments/default.toml";
 pub struct PlanArgs {
     /// The experiment manifest (TOML).
     manifest: PathBuf,
-    /// What to make: fig1 ... fig11, tables, all (default: the manifest's `[figures] make`).
-    #[arg(long, value_delimiter = ',')]
-    targets: Vec<String>,
+    /// What to make (default: the manifest's `[figures] make`).
+    #[arg(long, value_delimiter = ',', value_parser = target_parser())]
+    targets: Vec<Target>,
     /// Print every stage's command line.
     #[arg(long)]
     commands: bool,
@@ -29,9 +29,9 @@ pub struct PlanArgs {
 pub struct RunArgs {
     /// The experiment manifest (TOML).
     manifest: PathBuf,
-    /// What to make: fig1 ... fig11, tables, all (default: the manifest's `[figures] make`).
-    #[arg(long, value_delimiter = ',')]
-    targets: Vec<String>,
+    /// What to make (default: the manifest's `[figures] make`).
+    #[arg(long, value_delimiter = ',', value_parser = target_parser())]
+    targets: Vec<Target>,
     /// Run only this cell's stages (finetune, drift, EM); index as `traitwatch plan` lists them.
     #[arg(long, conflicts_with_all = ["shared", "merge"])]
     cell: Option<usize>,
@@ -49,9 +49,9 @@ pub struct RunArgs {
 pub struct SlurmArgs {
     /// The experiment manifest (TOML).
     manifest: PathBuf,
-    /// What the merge job makes: fig1 ... fig11, tables, all (default: the manifest's `[figures] make`).
-    #[arg(long, value_delimiter = ',')]
-    targets: Vec<String>,
+    /// What the merge job makes (default: the manifest's `[figures] make`).
+    #[arg(long, value_delimiter = ',', value_parser = target_parser())]
+    targets: Vec<Target>,
     /// Where the scripts go, the jobs' logs in logs/ inside it (default: slurm/<experiment>
     /// under the project root).
     #[arg(long)]
@@ -97,8 +97,9 @@ pub struct SlurmArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReproduceArgs {
-    /// fig1 ... fig11, tables, or all.
-    target: String,
+    /// A figure, the tables, or everything.
+    #[arg(value_parser = target_parser())]
+    target: Target,
     /// The experiment (default: the embedded default on SmolLM2-135M-Instruct).
     #[arg(long, default_value = DEFAULT_MANIFEST)]
     manifest: PathBuf,
@@ -116,13 +117,29 @@ fn load(path: &Path) -> Result<Loaded> {
     Ok(loaded)
 }
 
-fn targets(loaded: &Loaded, given: &[String]) -> Result<Vec<Target>> {
-    let names = if given.is_empty() {
-        &loaded.manifest.figures.make
-    } else {
-        given
-    };
-    names
+/// Every target a command line can name, as `--help` lists them.
+const TARGET_NAMES: [&str; 13] = [
+    "fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "fig11",
+    "tables", "all",
+];
+
+/// Targets checked while the flags are parsed, with the possible values in `--help`.
+fn target_parser() -> impl clap::builder::TypedValueParser<Value = Target> {
+    use clap::builder::TypedValueParser;
+    // Only names `Target::parse` accepts get past the possible-values check.
+    clap::builder::PossibleValuesParser::new(TARGET_NAMES)
+        .map(|name| Target::parse(&name).unwrap_or(Target::All))
+}
+
+/// The targets given on the command line, else the manifest's `[figures] make`.
+fn targets(loaded: &Loaded, given: &[Target]) -> Result<Vec<Target>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    loaded
+        .manifest
+        .figures
+        .make
         .iter()
         .map(|t| {
             Target::parse(t)
@@ -249,13 +266,15 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         "{:<5} {:<48} {:<7} {:>8}",
         "cell", "stage", "status", "estimate"
     );
+    let base = |s: &Stage| estimate(&loaded, s);
+    let learned = pipeline::eta::LearnedCost::learn(&plan, &base);
     for (i, stage) in plan.stages.iter().enumerate() {
         let cell = cells
             .iter()
             .position(|(c, _)| Some(c) == stage.cell.as_ref())
             .map_or("-".to_string(), |c| c.to_string());
         let done = Store::is_complete(&plan.dir(i));
-        let est = estimate(&loaded, stage);
+        let est = learned.cost(stage, base(stage));
         if !done {
             todo += est;
             n_todo += 1;
@@ -271,10 +290,21 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         }
     }
     let (steps, checkpoints) = schedule(&loaded);
+    let basis = if learned.samples() > 0 {
+        format!(
+            "scaled by the recorded times of {} finished stages ({})",
+            learned.samples(),
+            learned.describe()
+        )
+    } else {
+        "of CPU on a 2-core machine for a ~135M model; larger models scale with their \
+         parameter count, GPUs divide it, and once stages finish the estimate learns from \
+         their times"
+            .to_string()
+    };
     println!(
-        "\n{} stages, {} cached; {n_todo} to run, about {} of CPU on a 2-core machine for a \
-         ~135M model (each run: {steps} steps, {checkpoints} checkpoints); larger models scale \
-         with their parameter count, GPUs divide it.",
+        "\n{} stages, {} cached; {n_todo} to run, about {} {basis} (each run: {steps} steps, \
+         {checkpoints} checkpoints).",
         plan.stages.len(),
         plan.stages.len() - n_todo,
         minutes(todo)
@@ -346,8 +376,17 @@ pub fn run(
         .with_context(|| format!("entering the project root {}", loaded.root.display()))?;
     let started = std::time::Instant::now();
     let mut executor = InProcess { backend, precision };
+    let base = |s: &Stage| estimate(&loaded, s);
+    let learned = pipeline::eta::LearnedCost::learn(&plan, &base);
+    if learned.samples() > 0 {
+        tracing::info!(
+            "ETA scaled by the times of {} finished stages ({})",
+            learned.samples(),
+            learned.describe()
+        );
+    }
     let report = plan
-        .run(selection, &mut executor, &|s| estimate(&loaded, s))
+        .run(selection, &mut executor, &|s| learned.cost(s, base(s)))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "{} stages run, {} reused from {} ({:.1} min)",
@@ -395,12 +434,6 @@ pub fn reproduce(
     backend: crate::backend::BackendChoice,
     precision: crate::backend::Precision,
 ) -> Result<()> {
-    if Target::parse(&args.target).is_none() {
-        bail!(
-            "unknown target `{}` (expected fig1 ... fig11, tables or all)",
-            args.target
-        );
-    }
     run(
         RunArgs {
             manifest: args.manifest,
