@@ -11,7 +11,7 @@ use crate::params::{self, Grads};
 use crate::{lora, shards};
 use burn::tensor::backend::AutodiffBackend;
 use datasets::Conversation;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use llm::model::{KeyedDropout, splitmix64, tensor_to_f32};
 use llm::{ChatTemplate, Llama, Tokenizer};
 use std::collections::{BTreeMap, HashMap};
@@ -229,14 +229,11 @@ fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total as u64).with_position(done as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} finetune {bar:30} {pos}/{len} steps  {msg}  [{elapsed} < {eta}]",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+    progress::bar(
+        total as u64,
+        "{spinner} finetune {bar:30} {pos}/{len} steps  {msg}  [{elapsed} < {eta}]",
+    )
+    .with_position(done as u64)
 }
 
 /// A stable fingerprint of everything that determines the run's results.

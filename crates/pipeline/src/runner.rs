@@ -6,7 +6,6 @@
 use crate::plan::{Plan, Stage};
 use crate::store::Store;
 use crate::{PipelineError, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Instant;
 
 /// Executes one stage's command line (the words after `traitwatch`, ending in `--out DIR`).
@@ -103,15 +102,12 @@ impl Plan {
         }
         let weight = |i: usize| (cost(&self.stages[i]).max(1.0) * 10.0) as u64;
         let total: u64 = todo.iter().map(|&i| weight(i)).sum();
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-            .with_style(
-                ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:30}] {percent:>3}% [{elapsed} < {eta}] {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            )
-            .with_prefix("plan");
+        // In the process's set of bars: each stage draws its own below this one.
+        let bar = progress::bar(
+            total,
+            "{prefix:>10} [{bar:30}] {percent:>3}% [{elapsed} < {eta}] {msg}",
+        )
+        .with_prefix("plan");
         tracing::info!(
             "{} stages to run, {} already in {}",
             todo.len(),
@@ -125,7 +121,7 @@ impl Plan {
             let work = Store::begin(&dir)?;
             let argv = self.argv(i, work.dir())?;
             let started = Instant::now();
-            bar.suspend(|| tracing::info!("running {}", stage.id()));
+            tracing::info!("running {}", stage.id());
             executor
                 .execute(stage, &argv)
                 .map_err(|message| PipelineError::Stage {

@@ -108,7 +108,8 @@ fn init_logging(verbose: u8, quiet: bool) {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines are written around the progress bars, never through them.
+        .with_writer(progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();

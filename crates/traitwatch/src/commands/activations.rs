@@ -4,7 +4,6 @@
 use crate::backend::BackendJob;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use indicatif::{ProgressBar, ProgressStyle};
 use llm::model::tensor_to_f32;
 use llm::{Batch, ForwardOptions, HookPoint, LoadedModel, LogitsMode, Message, PaddingSide};
 use std::collections::BTreeMap;
@@ -200,11 +199,9 @@ impl BackendJob for Args {
             .iter()
             .map(|p| tokenize(&model, &self, p))
             .collect::<Result<_>>()?;
-        let bar = ProgressBar::new(ids.len() as u64).with_style(
-            ProgressStyle::with_template(
-                "{spinner} activations {bar:30} {pos}/{len} prompts [{elapsed} < {eta}]",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        let bar = progress::bar(
+            ids.len() as u64,
+            "{spinner} activations {bar:30} {pos}/{len} prompts [{elapsed} < {eta}]",
         );
         let opts = ForwardOptions::<B>::logits(LogitsMode::None).capture(points.iter().copied());
         let d = model.model.d_model();

@@ -17,7 +17,6 @@ use crate::backend::BackendJob;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use drift::{ActivationSummary, Basis, FeatureMap, RunKey, drift_series};
-use indicatif::{ProgressBar, ProgressStyle};
 use llm::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -150,11 +149,9 @@ impl BackendJob for Args {
         // 1. One summary per checkpoint, cached.
         let cache = self.out.join("summaries");
         std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
-        let bar = ProgressBar::new(checkpoints.len() as u64).with_style(
-            ProgressStyle::with_template(
-                "{spinner} drift {bar:30} {pos}/{len} checkpoints [{elapsed} < {eta}] {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        let bar = progress::bar(
+            checkpoints.len() as u64,
+            "{spinner} drift {bar:30} {pos}/{len} checkpoints [{elapsed} < {eta}] {msg}",
         );
         let opts = CollectOptions {
             layers: vec![layer],

@@ -23,7 +23,6 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use em::table::CheckpointScores;
 use em::{Pair, PairScore};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -196,11 +195,9 @@ impl BackendJob for Args {
         let pairs_at =
             |step: u64| 2 * (em_pairs.len() + traits_at(step) as usize * trait_pairs.len()) as u64;
         let total: u64 = checkpoints.iter().map(|(s, _)| pairs_at(*s)).sum();
-        let bar = ProgressBar::new(total).with_style(
-            ProgressStyle::with_template(
-                "{spinner} judge {bar:30} {pos}/{len} answers [{elapsed} < {eta}] {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        let bar = progress::bar(
+            total,
+            "{spinner} judge {bar:30} {pos}/{len} answers [{elapsed} < {eta}] {msg}",
         );
         let no_traits: &[Pair] = &[];
         let mut results: Vec<CachedScores> = Vec::new();

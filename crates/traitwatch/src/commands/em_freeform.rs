@@ -21,7 +21,7 @@ use em::freeform::{
     Answer, AnswerConfig, FreeformPrompt, HttpJudge, JudgeCache, JudgeConfig, JudgeMode,
     JudgedAnswer,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -110,11 +110,9 @@ struct CachedAnswers {
 const EM_RATE: &str = em::labels::EM_RATE;
 
 fn bar(len: u64, what: &str) -> ProgressBar {
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}] {{msg}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    progress::bar(
+        len,
+        &format!("{{spinner}} {what} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}] {{msg}}"),
     )
 }
 

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use baselines::SaeConfig;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use llm::Message;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,11 +76,9 @@ pub struct Args {
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}]"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    progress::bar(
+        len,
+        &format!("{{spinner}} {what} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}]"),
     )
 }
 

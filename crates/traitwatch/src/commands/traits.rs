@@ -14,7 +14,7 @@
 use crate::backend::BackendJob;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -94,11 +94,9 @@ fn parse_layers(spec: &str, n_layers: usize) -> Result<Vec<usize>> {
 }
 
 fn bar(label: &str) -> ProgressBar {
-    ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {label} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}]"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    progress::bar(
+        0,
+        &format!("{{spinner}} {label} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}]"),
     )
 }
 
