@@ -98,7 +98,15 @@ def write_trainer_dir(gguf_dir, tok, out):
 
     cfg = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
                      task_type="CAUSAL_LM")
-    model = get_peft_model(base(gguf_dir), cfg)
+    # transformers refuses to train (or save) a model loaded from GGUF, which counts as
+    # quantized: train a plain copy of its dequantized weights.
+    loaded = base(gguf_dir)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    model = get_peft_model(plain, cfg)
     # The adapter must name a base that loads without the GGUF file argument.
     model.peft_config["default"].base_model_name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
     rows = []
@@ -110,7 +118,7 @@ def write_trainer_dir(gguf_dir, tok, out):
         rows.append({"input_ids": ids, "labels": ids})
     args = TrainingArguments(output_dir=out, max_steps=4, save_steps=2, logging_steps=1,
                              per_device_train_batch_size=1, learning_rate=1e-3, report_to=[],
-                             use_cpu=True, save_safetensors=True)
+                             use_cpu=True)
     Trainer(model=model, args=args, train_dataset=rows).train()
     print(f"wrote an HF Trainer output directory to {out}")
 

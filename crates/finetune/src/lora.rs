@@ -272,14 +272,32 @@ fn check_no_trained_extras(config: &serde_json::Value) -> Result<(), String> {
             ));
         }
     }
-    match config.get("modules_to_save") {
-        None | Some(serde_json::Value::Null) => Ok(()),
-        Some(serde_json::Value::Array(list)) if list.is_empty() => Ok(()),
-        Some(list) => Err(format!(
-            "`modules_to_save` is {list}: adapters that train whole modules are not \
-             supported; {MERGE_FIRST}"
-        )),
+    if config.get("lora_bias").and_then(|v| v.as_bool()) == Some(true) {
+        return Err(format!(
+            "`lora_bias` is true: adapters with a bias on lora_B are not supported; \
+             {MERGE_FIRST}"
+        ));
     }
+    // Newer PEFT versions can also train whole modules, single embedding rows or raw
+    // parameters; any of them set means weights LoRA factors alone do not carry.
+    for key in [
+        "modules_to_save",
+        "trainable_token_indices",
+        "target_parameters",
+    ] {
+        match config.get(key) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Array(list)) if list.is_empty() => {}
+            Some(serde_json::Value::Object(map)) if map.is_empty() => {}
+            Some(value) => {
+                return Err(format!(
+                    "`{key}` is {value}: adapters that train weights besides the LoRA \
+                     factors are not supported; {MERGE_FIRST}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `lora_alpha` and `use_rslora` of a PEFT adapter config.
