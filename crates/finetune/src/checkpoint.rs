@@ -119,23 +119,10 @@ pub fn write_safetensors_as(
     dtype: safetensors::Dtype,
     metadata: Option<HashMap<String, String>>,
 ) -> Result<(), FinetuneError> {
-    let encode = |values: Vec<f32>| -> Result<Vec<u8>, FinetuneError> {
-        Ok(match dtype {
-            safetensors::Dtype::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            safetensors::Dtype::F16 => values
-                .iter()
-                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                .collect(),
-            safetensors::Dtype::BF16 => values
-                .iter()
-                .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
-                .collect(),
-            other => {
-                return Err(FinetuneError::Adapter {
-                    path: path.to_path_buf(),
-                    reason: format!("cannot write tensors as {other:?}"),
-                });
-            }
+    let encode = |values: Vec<f32>| {
+        llm::weights::encode_f32_as(&values, dtype).ok_or_else(|| FinetuneError::Adapter {
+            path: path.to_path_buf(),
+            reason: format!("cannot write tensors as {dtype:?}"),
         })
     };
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors

@@ -362,18 +362,8 @@ impl TinyModel {
         dtype: safetensors::Dtype,
     ) -> std::io::Result<()> {
         let encode = |values: Vec<f32>| -> std::io::Result<Vec<u8>> {
-            Ok(match dtype {
-                safetensors::Dtype::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                safetensors::Dtype::F16 => values
-                    .iter()
-                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                    .collect(),
-                safetensors::Dtype::BF16 => values
-                    .iter()
-                    .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
-                    .collect(),
-                other => return Err(std::io::Error::other(format!("cannot write {other:?}"))),
-            })
+            crate::weights::encode_f32_as(&values, dtype)
+                .ok_or_else(|| std::io::Error::other(format!("cannot write {dtype:?}")))
         };
         std::fs::create_dir_all(dir)?;
         let cfg = serde_json::to_string_pretty(&self.config).map_err(std::io::Error::other)?;

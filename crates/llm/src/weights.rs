@@ -25,6 +25,23 @@ pub enum HostData {
     BF16(Vec<bf16>),
 }
 
+/// `values` as little-endian bytes of `dtype` (F32, F16 or BF16, rounded to nearest);
+/// `None` for any other dtype.
+pub fn encode_f32_as(values: &[f32], dtype: safetensors::Dtype) -> Option<Vec<u8>> {
+    Some(match dtype {
+        safetensors::Dtype::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        safetensors::Dtype::F16 => values
+            .iter()
+            .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+            .collect(),
+        safetensors::Dtype::BF16 => values
+            .iter()
+            .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+            .collect(),
+        _ => return None,
+    })
+}
+
 impl HostTensor {
     pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
         Self {

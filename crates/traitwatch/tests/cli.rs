@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{mini_trait_inputs, stderr, stdout, tiny_gguf, traitwatch};
+use common::{handmade_directions, mini_trait_inputs, stderr, stdout, tiny_gguf, traitwatch};
 
 #[test]
 fn inspect_describes_gguf_and_hf_models() {
@@ -270,25 +270,8 @@ fn drift_of_a_known_weight_change_is_as_computed() {
         unit[(2 + layer) * d] = s;
         unit[(2 + layer) * d + 1] = s;
     }
-    let directions = traits::Directions {
-        traits: vec!["a".into(), "b".into()],
-        n_layers: 2,
-        d_model: d,
-        vectors: unit,
-        residual_norm: vec![1.0, 1.0],
-        meta: traits::DirectionsMeta {
-            bank: "handmade".into(),
-            bank_version: 1,
-            bank_hash: String::new(),
-            pooling: "last".into(),
-            layer_convention: String::new(),
-            model: "tiny".into(),
-            model_fingerprint: String::new(),
-            samples_per_pole: 1,
-        },
-    };
     let dir_file = dir.path().join("directions.safetensors");
-    directions.save(&dir_file).unwrap();
+    handmade_directions(d, unit).save(&dir_file).unwrap();
 
     // A run: step 0 is the base (full finetuning), step 10 changes one embedding row.
     let run = dir.path().join("run");

@@ -128,25 +128,8 @@ fn directions(root: &Path, d: usize) -> PathBuf {
     let vectors: Vec<f32> = (0..2 * 2 * d)
         .map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0)
         .collect();
-    let directions = traits::Directions {
-        traits: vec!["a".into(), "b".into()],
-        n_layers: 2,
-        d_model: d,
-        vectors,
-        residual_norm: vec![1.0, 1.0],
-        meta: traits::DirectionsMeta {
-            bank: "handmade".into(),
-            bank_version: 1,
-            bank_hash: String::new(),
-            pooling: "last".into(),
-            layer_convention: String::new(),
-            model: "tiny".into(),
-            model_fingerprint: String::new(),
-            samples_per_pole: 1,
-        },
-    };
     let file = root.join("directions.safetensors");
-    directions.save(&file).unwrap();
+    common::handmade_directions(d, vectors).save(&file).unwrap();
     file
 }
 

@@ -61,3 +61,25 @@ pub fn mini_trait_inputs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     .unwrap();
     (hf, bank, questions)
 }
+
+/// Two traits ("a", "b") over two layers of a `d`-wide model, with the given unit vectors
+/// (`[trait][layer][d]`), as a `traitwatch traits` run would save them.
+pub fn handmade_directions(d: usize, vectors: Vec<f32>) -> traits::Directions {
+    traits::Directions {
+        traits: vec!["a".into(), "b".into()],
+        n_layers: 2,
+        d_model: d,
+        vectors,
+        residual_norm: vec![1.0, 1.0],
+        meta: traits::DirectionsMeta {
+            bank: "handmade".into(),
+            bank_version: 1,
+            bank_hash: String::new(),
+            pooling: "last".into(),
+            layer_convention: String::new(),
+            model: "tiny".into(),
+            model_fingerprint: String::new(),
+            samples_per_pole: 1,
+        },
+    }
+}
