@@ -25,14 +25,18 @@ impl LearnedCost {
         let mut sums: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
         let mut samples = 0;
         for (i, stage) in plan.stages.iter().enumerate() {
+            // Only finished stages are estimated here: an estimate may read data files.
             let dir = plan.dir(i);
-            let estimated = base(stage);
-            if estimated <= 0.0 || !Store::is_complete(&dir) {
-                continue;
-            }
-            let Some(recorded) = recorded_seconds(&dir) else {
+            let Some(recorded) = Store::is_complete(&dir)
+                .then(|| recorded_seconds(&dir))
+                .flatten()
+            else {
                 continue;
             };
+            let estimated = base(stage);
+            if estimated <= 0.0 {
+                continue;
+            }
             let entry = sums.entry(stage.kind.name()).or_default();
             entry.0 += recorded;
             entry.1 += estimated;

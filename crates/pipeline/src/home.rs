@@ -94,20 +94,19 @@ impl Loaded {
     /// Where `[experiment] results` point (default `results/<name>`), resolved.
     pub fn results_dir(&self) -> PathBuf {
         let e = &self.manifest.experiment;
-        let dir = e
-            .results
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("results").join(&e.name));
-        self.resolve(&dir)
+        self.experiment_dir(e.results.as_deref(), "results")
     }
 
     /// Where `[experiment] figures` point (default `figures/<name>`), resolved.
     pub fn figures_dir(&self) -> PathBuf {
         let e = &self.manifest.experiment;
-        let dir = e
-            .figures
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("figures").join(&e.name));
+        self.experiment_dir(e.figures.as_deref(), "figures")
+    }
+
+    /// `set`, else `<default_parent>/<experiment name>`, resolved.
+    fn experiment_dir(&self, set: Option<&Path>, default_parent: &str) -> PathBuf {
+        let name = &self.manifest.experiment.name;
+        let dir = set.map_or_else(|| Path::new(default_parent).join(name), Path::to_path_buf);
         self.resolve(&dir)
     }
 

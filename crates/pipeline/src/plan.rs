@@ -36,6 +36,12 @@ pub enum Target {
 }
 
 impl Target {
+    /// Every name [`Target::parse`] accepts, as `--help` lists them.
+    pub const NAMES: [&'static str; 13] = [
+        "fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "fig11",
+        "tables", "all",
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "tables" => Some(Self::Tables),
@@ -549,4 +555,17 @@ fn slug_part(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn every_listed_target_name_parses_back_to_itself() {
+        for name in Target::NAMES {
+            assert_eq!(Target::parse(name).map(Target::name).as_deref(), Some(name));
+        }
+        assert!(Target::parse("fig12").is_none());
+    }
 }

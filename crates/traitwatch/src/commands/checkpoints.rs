@@ -40,7 +40,7 @@ impl CheckpointArgs {
         match (&self.run, &self.model) {
             (Some(run), _) => {
                 let info = super::RunInfo::read(run)?;
-                let model_ref = info.base_model.clone().context(
+                let model_ref = info.run.base_model.clone().context(
                     "the run names no base model (run.json `base_model`, or \
                          adapter_config.json `base_model_name_or_path`)",
                 )?;

@@ -111,7 +111,7 @@ impl BackendJob for Args {
         let model_ref = self
             .model
             .clone()
-            .or_else(|| info.base_model.clone())
+            .or_else(|| info.run.base_model.clone())
             .context("the run names no base model; pass --model")?;
         let checkpoints = info.run.checkpoints.clone();
         if !checkpoints.iter().any(|(s, _)| *s == 0) {

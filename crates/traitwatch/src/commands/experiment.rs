@@ -117,17 +117,11 @@ fn load(path: &Path) -> Result<Loaded> {
     Ok(loaded)
 }
 
-/// Every target a command line can name, as `--help` lists them.
-const TARGET_NAMES: [&str; 13] = [
-    "fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "fig11",
-    "tables", "all",
-];
-
 /// Targets checked while the flags are parsed, with the possible values in `--help`.
 fn target_parser() -> impl clap::builder::TypedValueParser<Value = Target> {
     use clap::builder::TypedValueParser;
     // Only names `Target::parse` accepts get past the possible-values check.
-    clap::builder::PossibleValuesParser::new(TARGET_NAMES)
+    clap::builder::PossibleValuesParser::new(Target::NAMES)
         .map(|name| Target::parse(&name).unwrap_or(Target::All))
 }
 

@@ -27,22 +27,16 @@ use llm::{LoadedModel, Message};
 /// it: a `traitwatch finetune` run, or an HF Trainer / TRL output directory of PEFT
 /// checkpoints (`checkpoint-N/`), read as it lies on disk.
 pub struct RunInfo {
-    pub base_model: Option<String>,
-    pub seed: u64,
+    pub run: ::finetune::RunDir,
     /// The run directory's name: the default perturbation label.
     pub name: String,
-    pub run: ::finetune::RunDir,
 }
 
 impl RunInfo {
     pub fn read(run: &std::path::Path) -> Result<Self> {
-        let opened = ::finetune::RunDir::open(run)?;
-        Ok(Self {
-            base_model: opened.base_model.clone(),
-            seed: opened.seed,
-            name: opened.name(),
-            run: opened,
-        })
+        let run = ::finetune::RunDir::open(run)?;
+        let name = run.name();
+        Ok(Self { run, name })
     }
 }
 
@@ -58,7 +52,7 @@ impl RunInfo {
         tables::RunKey {
             model: model_label.unwrap_or(model_ref).to_string(),
             perturbation: perturbation.unwrap_or(&self.name).to_string(),
-            seed: self.seed,
+            seed: self.run.seed,
         }
     }
 }
